@@ -1,0 +1,65 @@
+"""The planner's exceptions.
+
+    PlanningError
+     ├── SiteError                  a site folder is malformed (names the file and the feature)
+     ├── OutsideOperatingArea       a point lies outside the site's operating area
+     ├── InsideNoFlyZone            a start or goal lies inside an active zone (names the zone)
+     ├── NoRoute                    no path or route exists between two points
+     ├── UnknownPlace               a depot, drop point or vehicle model name the site lacks
+     └── EnergyInfeasible           a leg needs more energy than the battery holds above reserve
+"""
+
+from __future__ import annotations
+
+
+class PlanningError(Exception):
+    """Base of every error raised by `planner`."""
+
+
+class SiteError(PlanningError):
+    """A site folder could not be loaded: `path` is the file, `feature` the offending part."""
+
+    def __init__(self, path: str, feature: str, message: str) -> None:
+        self.path = path
+        self.feature = feature
+        self.message = message
+        super().__init__(f"{path}: {feature}: {message}")
+
+
+class OutsideOperatingArea(PlanningError):
+    def __init__(self, what: str, x_m: float, y_m: float) -> None:
+        self.what = what
+        self.x_m = x_m
+        self.y_m = y_m
+        super().__init__(f"{what} at ({x_m:.1f} m E, {y_m:.1f} m N) is outside the operating area")
+
+
+class InsideNoFlyZone(PlanningError):
+    def __init__(self, what: str, zone_id: str, reason: str) -> None:
+        self.what = what
+        self.zone_id = zone_id
+        self.reason = reason
+        super().__init__(f"{what} is inside no-fly zone {zone_id!r} ({reason})")
+
+
+class NoRoute(PlanningError):
+    """No path or route connects the two points."""
+
+
+class UnknownPlace(PlanningError):
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        shown = ", ".join(sorted(known)[:12])
+        super().__init__(f"unknown {kind} {name!r}; known: {shown}")
+
+
+class EnergyInfeasible(PlanningError):
+    def __init__(self, needed_wh: float, available_wh: float, reserve_wh: float) -> None:
+        self.needed_wh = needed_wh
+        self.available_wh = available_wh
+        self.reserve_wh = reserve_wh
+        super().__init__(
+            f"needs {needed_wh:.1f} Wh but only {available_wh - reserve_wh:.1f} Wh are usable "
+            f"({available_wh:.1f} Wh minus {reserve_wh:.1f} Wh reserve)"
+        )
