@@ -6,7 +6,11 @@
      ├── InsideNoFlyZone            a start or goal lies inside an active zone (names the zone)
      ├── NoRoute                    no path or route exists between two points
      ├── UnknownPlace               a depot, drop point or vehicle model name the site lacks
-     └── EnergyInfeasible           a leg needs more energy than the battery holds above reserve
+     ├── EnergyInfeasible           a leg needs more energy than the battery holds above reserve
+     ├── PayloadTooHeavy            a parcel is heavier than the vehicle model may carry
+     ├── WindLimitExceeded          the wind is above the vehicle's limit or stops it making headway
+     ├── OsmImportError             an OSM extract could not be turned into a site (names the source)
+     └── UnknownZone                no no-fly zone has the given id
 """
 
 from __future__ import annotations
@@ -63,3 +67,37 @@ class EnergyInfeasible(PlanningError):
             f"needs {needed_wh:.1f} Wh but only {available_wh - reserve_wh:.1f} Wh are usable "
             f"({available_wh:.1f} Wh minus {reserve_wh:.1f} Wh reserve)"
         )
+
+
+class WindLimitExceeded(PlanningError):
+    """The wind is stronger than `limit_m_s` allows, or so strong the vehicle cannot make headway."""
+
+    def __init__(self, wind_m_s: float, limit_m_s: float, why: str) -> None:
+        self.wind_m_s = wind_m_s
+        self.limit_m_s = limit_m_s
+        super().__init__(f"wind {wind_m_s:.1f} m/s (limit {limit_m_s:.1f} m/s): {why}")
+
+
+class OsmImportError(PlanningError):
+    """Building a site from an OSM extract failed: `source` is the extract, `message` why."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        self.message = message
+        super().__init__(f"{source}: {message}")
+
+
+class UnknownZone(PlanningError):
+    """No no-fly zone has this id (e.g. removing a zone that was never added)."""
+
+    def __init__(self, zone_id: str) -> None:
+        self.zone_id = zone_id
+        super().__init__(f"no no-fly zone with id {zone_id!r}")
+
+
+class PayloadTooHeavy(PlanningError):
+    def __init__(self, model: str, payload_kg: float, max_payload_kg: float) -> None:
+        self.model = model
+        self.payload_kg = payload_kg
+        self.max_payload_kg = max_payload_kg
+        super().__init__(f"payload {payload_kg:g} kg exceeds {model!r} limit of {max_payload_kg:g} kg")

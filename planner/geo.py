@@ -68,13 +68,14 @@ class LocalFrame:
     def points_to_local(self, lat_lon_deg: FloatArray) -> FloatArray:
         """(N, 2) array of (lat, lon) -> (N, 2) array of (x_east_m, y_north_m)."""
         arr = np.asarray(lat_lon_deg, dtype=np.float64).reshape(-1, 2)
-        x, y = self._fwd.transform(arr[:, 1], arr[:, 0])
+        # pyproj takes a length-1 array for a scalar (and warns): give it lists instead.
+        x, y = self._fwd.transform(arr[:, 1].tolist(), arr[:, 0].tolist())
         return np.column_stack([x, y]).astype(np.float64)
 
     def points_to_wgs84(self, xy_m: FloatArray) -> FloatArray:
         """(N, 2) array of (x_east_m, y_north_m) -> (N, 2) array of (lat, lon)."""
         arr = np.asarray(xy_m, dtype=np.float64).reshape(-1, 2)
-        lon, lat = self._inv.transform(arr[:, 0], arr[:, 1])
+        lon, lat = self._inv.transform(arr[:, 0].tolist(), arr[:, 1].tolist())
         return np.column_stack([lat, lon]).astype(np.float64)
 
 

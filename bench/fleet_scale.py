@@ -1,0 +1,555 @@
+"""Fleet scale: one ground process tracking N simulated vehicles, side by side with a bare peer.
+
+For each fleet size N (default 50, 200, 500) and each ground side:
+  - "bare":     a bare asyncio + pymavlink receive loop (the peer: the least a Python GCS can do),
+  - "vehicles": our `vehicles` MAVSDK backend (MavsdkFleet, one MAVSDK instance for the whole fleet),
+the simulator (`sitl.SimFleet`, N vehicles in ONE other process) streams every vehicle's GCS link at
+PX4's default rates to the ground process's one UDP port. Printed per N and ground side:
+  - MAVLink messages/s the simulator sent on the GCS links vs messages/s the ground side received (loss);
+    for MAVSDK, which owns its socket, the loss comes from the kernel's drop counter of that socket
+    (/proc/net/udp, datagrams), turned into messages with the measured messages per datagram;
+  - the round trip of a cheap command (COMMAND_LONG REQUEST_MESSAGE(AUTOPILOT_VERSION) -> COMMAND_ACK),
+    sent round-robin to the vehicles at --cmd-rate per second, one outstanding per vehicle: p50/p95/max;
+  - CPU (% of one core) and RSS of the ground process (pinned to one core unless --no-pin).
+Targets: 500 vehicles with < 1 % loss, p95 round trip < 100 ms on one core, RSS per vehicle < 5 MB.
+
+Both sides count over the same wall-clock window [t0, t1], fixed by the driver, so the sent and received
+figures compare like for like. Each run is bounded (startup + window + grace) and its processes are
+killed (process groups) whatever happens.
+
+Run from the repository root:  python -m bench.fleet_scale [--sizes 50 200 500] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CMD_REQUEST_MESSAGE = 512
+MSG_AUTOPILOT_VERSION = 148
+GCS_SYSID, GCS_COMPID = 255, 190
+CMD_TIMEOUT_S = 2.0
+
+
+# --- ports ---------------------------------------------------------------------------------------
+
+
+def free_udp_block(n: int, avoid: set[int] | None = None) -> int:
+    """Base of n contiguous free UDP ports on 127.0.0.1 (each one checked by binding it)."""
+    avoid = avoid or set()
+    for _ in range(500):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + n > 65535 or any(p in avoid for p in range(base, base + n)):
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for i in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + i))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise RuntimeError(f"no block of {n} free UDP ports")
+
+
+def socket_drops(port: int) -> int | None:
+    """Datagrams the kernel dropped for the UDP socket bound to `port` (last column of /proc/net/udp)."""
+    try:
+        lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    total = None
+    for line in lines:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port:
+            total = (total or 0) + int(fields[-1])
+    return total
+
+
+def process_usage() -> tuple[float, int]:
+    import psutil
+
+    proc = psutil.Process()
+    times = proc.cpu_times()
+    return times.user + times.system, proc.memory_info().rss
+
+
+def pin_to_core(core: int | None) -> None:
+    if core is not None and hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, {core})
+
+
+async def sleep_until(t_wall: float) -> None:
+    delay = t_wall - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+# --- ground side 1: bare asyncio + pymavlink ------------------------------------------------------
+
+
+class BareGround(asyncio.DatagramProtocol):
+    """Decodes every datagram, keeps a small state per vehicle, answers nothing but command ACKs."""
+
+    def __init__(self) -> None:
+        from pymavlink.dialects.v20 import development as mavlink2
+
+        self.m = mavlink2
+        self.mav = mavlink2.MAVLink(None, srcSystem=GCS_SYSID, srcComponent=GCS_COMPID)
+        self.mav.robust_parsing = True
+        self.transport: asyncio.DatagramTransport | None = None
+        self.counting = False
+        self.received = 0
+        self.datagrams = 0
+        self.addr: dict[int, tuple[str, int]] = {}
+        self.state: dict[int, dict[str, float]] = {}
+        self.pending: dict[int, tuple[float, asyncio.Future[float]]] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (CPython 3.11's selector datagram transport does not subclass asyncio.DatagramTransport)
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        try:
+            msgs = self.mav.parse_buffer(data) or []
+        except self.m.MAVError:
+            return
+        if self.counting:
+            self.datagrams += 1
+            self.received += len(msgs)
+        for msg in msgs:
+            sysid = msg.get_srcSystem()
+            mtype = msg.get_type()
+            st = self.state.get(sysid)
+            if st is None:
+                st = self.state[sysid] = {}
+                self.addr[sysid] = (str(addr[0]), int(addr[1]))
+            if mtype == "GLOBAL_POSITION_INT":
+                st["lat"], st["lon"], st["alt"] = msg.lat * 1e-7, msg.lon * 1e-7, msg.alt * 1e-3
+            elif mtype == "HEARTBEAT":
+                st["mode"], st["armed"] = msg.custom_mode, msg.base_mode & 0x80
+                st["heard"] = time.monotonic()
+            elif mtype == "SYS_STATUS":
+                st["battery"] = msg.battery_remaining
+            elif mtype == "COMMAND_ACK" and msg.command == CMD_REQUEST_MESSAGE:
+                pending = self.pending.pop(sysid, None)
+                if pending is not None and not pending[1].done():
+                    pending[1].set_result(time.perf_counter() - pending[0])
+
+    def send(self, sysid: int, packet: bytes) -> None:
+        if self.transport is not None and sysid in self.addr:
+            self.transport.sendto(packet, self.addr[sysid])
+
+    async def request(self, sysid: int) -> float:
+        """One REQUEST_MESSAGE round trip in seconds (TimeoutError past CMD_TIMEOUT_S)."""
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        msg = self.mav.command_long_encode(sysid, 1, CMD_REQUEST_MESSAGE, 0, MSG_AUTOPILOT_VERSION,
+                                           0, 0, 0, 0, 0, 0)
+        self.pending[sysid] = (time.perf_counter(), fut)
+        self.send(sysid, msg.pack(self.mav))
+        try:
+            async with asyncio.timeout(CMD_TIMEOUT_S):
+                return await fut
+        finally:
+            self.pending.pop(sysid, None)
+
+    async def heartbeats(self) -> None:
+        """A GCS heartbeat to every vehicle at 1 Hz, as a ground station (and MAVSDK) sends."""
+        hb = self.mav.heartbeat_encode(self.m.MAV_TYPE_GCS, self.m.MAV_AUTOPILOT_INVALID, 0, 0, 0)
+        while True:
+            packet = hb.pack(self.mav)
+            for sysid in list(self.addr):
+                self.send(sysid, packet)
+            await asyncio.sleep(1.0)
+
+
+async def run_bare(args: argparse.Namespace) -> dict[str, Any]:
+    _, rss0 = process_usage()
+    loop = asyncio.get_running_loop()
+    ground = BareGround()
+    transport, _ = await loop.create_datagram_endpoint(lambda: ground, local_addr=("127.0.0.1", args.port))
+    try:
+        async with asyncio.TaskGroup() as tg:
+            hb = tg.create_task(ground.heartbeats(), name="bare-heartbeats")
+            await sleep_until(args.t0)
+            drops0 = socket_drops(args.port)
+            cpu0, _ = process_usage()
+            ground.counting = True
+            end: dict[str, Any] = {}
+
+            def window_end() -> None:
+                ground.counting = False
+                end["cpu"], end["rss"] = process_usage()
+                end["drops"] = socket_drops(args.port)
+
+            rtts, timeouts = await command_loop(args, lambda: list(ground.addr), ground.request, window_end)
+            hb.cancel()
+    finally:
+        transport.close()
+    return {
+        "vehicles_seen": len(ground.state),
+        "received": ground.received,
+        "datagrams": ground.datagrams,
+        "drops": None if drops0 is None or end["drops"] is None else end["drops"] - drops0,
+        "rtts": rtts,
+        "timeouts": timeouts,
+        "cpu_s": end["cpu"] - cpu0,
+        "rss": end["rss"],
+        "rss_base": rss0,
+    }
+
+
+async def command_loop(
+    args: argparse.Namespace, targets: Callable[[], list[int]], request: Callable[[int], Awaitable[float]],
+    on_window_end: Callable[[], None],
+) -> tuple[list[float], int]:
+    """REQUEST_MESSAGE round-robin at args.cmd_rate per second until t1, one outstanding per vehicle.
+
+    `on_window_end` runs at t1, before the commands still in flight are waited for.
+    """
+    rtts: list[float] = []
+    timeouts = 0
+    busy: set[int] = set()
+
+    async def one(sysid: int) -> None:
+        nonlocal timeouts
+        busy.add(sysid)
+        try:
+            rtts.append(await request(sysid))
+        except Exception:  # a timeout or a refused command: no round trip
+            timeouts += 1
+        finally:
+            busy.discard(sysid)
+
+    period = 1.0 / args.cmd_rate
+    k = 0
+    async with asyncio.TaskGroup() as tg:
+        next_at = time.monotonic()
+        while time.time() < args.t1:
+            ids = sorted(targets())
+            if ids:
+                sysid = ids[k % len(ids)]
+                k += 1
+                if sysid not in busy:
+                    tg.create_task(one(sysid), name=f"cmd-{sysid}")
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        on_window_end()
+    return rtts, timeouts
+
+
+# --- ground side 2: the vehicles MAVSDK backend ---------------------------------------------------
+
+
+async def run_vehicles(args: argparse.Namespace) -> dict[str, Any]:
+    from vehicles.errors import VehicleError
+    from vehicles.mavsdk_backend import MavsdkFleet
+
+    _, rss0 = process_usage()
+    async with MavsdkFleet(f"udpin://127.0.0.1:{args.port}", link_timeout_s=5.0) as fleet:
+        await sleep_until(args.t0)
+        drops0 = socket_drops(args.port)
+        cpu0, _ = process_usage()
+
+        async def request(sysid: int) -> float:
+            vehicle = fleet.vehicles[sysid]
+            t = time.perf_counter()
+            try:
+                await vehicle.request_message(MSG_AUTOPILOT_VERSION, timeout_s=CMD_TIMEOUT_S)
+            except VehicleError as exc:
+                raise TimeoutError(str(exc)) from exc
+            return time.perf_counter() - t
+
+        end: dict[str, Any] = {}
+
+        def window_end() -> None:
+            end["cpu"], end["rss"] = process_usage()
+            end["drops"] = socket_drops(args.port)
+            end["tracked"] = sum(1 for v in fleet.vehicles.values() if v.state.link_alive)
+            end["seen"] = len(fleet.vehicles)
+
+        rtts, timeouts = await command_loop(args, lambda: list(fleet.vehicles), request, window_end)
+    return {
+        "vehicles_seen": end["seen"],
+        "vehicles_tracked": end["tracked"],
+        "received": None,
+        "drops": None if drops0 is None or end["drops"] is None else end["drops"] - drops0,
+        "rtts": rtts,
+        "timeouts": timeouts,
+        "cpu_s": end["cpu"] - cpu0,
+        "rss": end["rss"],
+        "rss_base": rss0,
+    }
+
+
+# --- the simulator side ----------------------------------------------------------------------------
+
+
+async def run_sim(args: argparse.Namespace) -> dict[str, Any]:
+    from sitl import SimFleet, SimPorts, VehicleSpec
+
+    specs = []
+    for i in range(args.n):
+        # a grid 20 m apart near Helsinki; one rover in five
+        lat = 60.16 + (i // 25) * 0.00018
+        lon = 24.93 + (i % 25) * 0.00036
+        specs.append(VehicleSpec("rover" if i % 5 == 4 else "quad", lat, lon, 12.0, instance=i))
+    ports = SimPorts(
+        target_host="127.0.0.1",
+        gcs_target_port=args.port,
+        api_target_base=args.api_target_base,
+        gcs_listen_base=args.gcs_listen_base,
+        api_listen_base=args.api_listen_base,
+    )
+    async with SimFleet(specs, ports=ports, speed_factor=1.0, stream_profile="px4") as fleet:
+        for vehicle in fleet.vehicles:
+            # The bench measures the GCS link: the API (onboard) link, ~400 messages/s per vehicle towards a
+            # port nobody reads, is stopped as a client would stop it (SET_MESSAGE_INTERVAL -1 per stream).
+            if vehicle.api_link is not None:
+                for stream in vehicle.messages.values():
+                    vehicle.set_message_interval(vehicle.api_link, stream.msg_id, -1)
+        await sleep_until(args.t0)
+        sent0 = gcs_sent(fleet)
+        stats0 = fleet.stats()
+        await sleep_until(args.t1)
+        sent1 = gcs_sent(fleet)
+        stats1 = fleet.stats()
+    sim_s = stats1.sim_time_s - stats0.sim_time_s
+    wall_s = stats1.wall_time_s - stats0.wall_time_s
+    return {"sent": sent1 - sent0, "n": args.n, "achieved_speed": sim_s / wall_s if wall_s > 0 else 0.0,
+            "sim_cpu_pct": 100.0 * (stats1.cpu_time_s - stats0.cpu_time_s) / wall_s if wall_s > 0 else 0.0}
+
+
+def gcs_sent(fleet: Any) -> int:
+    """MAVLink messages all vehicles have sent on their GCS links so far."""
+    return sum(int(v.gcs_link.sent_packets) for v in fleet.vehicles if v.gcs_link is not None)
+
+
+# --- driver ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    n: int
+    peer: str
+    sent: int | None
+    received: float | None
+    drops: int | None
+    msgs_per_dgram: float | None
+    seen: int
+    rtts: list[float]
+    timeouts: int
+    cpu_pct: float
+    rss_mb: float
+    rss_base_mb: float
+    window_s: float
+    sim_speed: float | None = None
+    sim_cpu_pct: float | None = None
+    note: str = ""
+
+
+def _child(role: str, args: argparse.Namespace, extra: list[str], core: int | None) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "bench.fleet_scale", role, *extra]
+    if core is not None:
+        cmd += ["--core", str(core)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen[str], deadline: float) -> tuple[dict[str, Any] | None, str]:
+    try:
+        out, err = proc.communicate(timeout=max(1.0, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        out, err = proc.communicate()
+        return None, f"timed out; stderr: {err.strip()[-400:]}"
+    finally:
+        _kill(proc)
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line), ""
+    return None, f"exit {proc.returncode}; stderr: {err.strip()[-400:]}"
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_one(n: int, peer: str, args: argparse.Namespace) -> Row:
+    port = free_udp_block(1)
+    avoid = {port}
+    gcs_listen = free_udp_block(n, avoid)
+    avoid |= set(range(gcs_listen, gcs_listen + n))
+    api_listen = free_udp_block(n, avoid)
+    avoid |= set(range(api_listen, api_listen + n))
+    api_target = free_udp_block(n, avoid)
+    startup_s = args.startup_s + n / 100.0
+    t0 = time.time() + startup_s
+    t1 = t0 + args.seconds
+    common = ["--n", str(n), "--port", str(port), "--t0", repr(t0), "--t1", repr(t1), "--cmd-rate",
+              str(args.cmd_rate)]
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    ground_core = cores[0] if cores and not args.no_pin else None
+    sim_core = cores[-1] if len(cores) > 1 and not args.no_pin else None
+    ground = _child("_ground", args, [*common, "--peer", peer], ground_core)
+    sim = _child("_sim", args, [*common, "--gcs-listen-base", str(gcs_listen), "--api-listen-base",
+                                str(api_listen), "--api-target-base", str(api_target)], sim_core)
+    deadline = t1 + CMD_TIMEOUT_S + 15.0
+    try:
+        sim_out, sim_err = _finish(sim, deadline)
+        ground_out, ground_err = _finish(ground, deadline)
+    finally:
+        _kill(sim)
+        _kill(ground)
+    note = "; ".join(x for x in (sim_err and f"sim: {sim_err}", ground_err and f"ground: {ground_err}") if x)
+    g = ground_out or {}
+    sent = None if sim_out is None else int(sim_out["sent"])
+    received = g.get("received")
+    dgrams = g.get("datagrams")
+    mpd = (received / dgrams) if received and dgrams else None
+    return Row(
+        n=n,
+        peer=peer,
+        sent=sent,
+        received=received,
+        drops=g.get("drops"),
+        msgs_per_dgram=mpd,
+        seen=int(g.get("vehicles_seen", 0)),
+        rtts=list(g.get("rtts", [])),
+        timeouts=int(g.get("timeouts", 0)),
+        cpu_pct=100.0 * float(g.get("cpu_s", 0.0)) / args.seconds,
+        rss_mb=float(g.get("rss", 0)) / 2**20,
+        rss_base_mb=float(g.get("rss_base", 0)) / 2**20,
+        window_s=args.seconds,
+        sim_speed=None if sim_out is None else float(sim_out["achieved_speed"]),
+        sim_cpu_pct=None if sim_out is None else float(sim_out["sim_cpu_pct"]),
+        note=note,
+    )
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def render(rows: list[Row], args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(160, Console().width))
+    table = Table(title=f"Fleet scale: ground side vs N simulated vehicles ({args.seconds:.0f} s window each, "
+                        f"{args.cmd_rate:g} commands/s)")
+    for col in ("N", "ground side", "seen", "sent msg/s", "recv msg/s", "loss %", "sock drops", "RTT p50 ms",
+                "RTT p95 ms", "RTT max ms", "cmd ok/fail", "CPU % 1 core", "RSS MB", "RSS/vehicle MB", "sim speed / CPU %"):
+        table.add_column(col, justify="right" if col not in ("ground side",) else "left")
+    mpd_by_n = {r.n: r.msgs_per_dgram for r in rows if r.msgs_per_dgram}
+    for r in rows:
+        sent_rate = None if r.sent is None else r.sent / r.window_s
+        loss: float | None = None
+        recv_rate: float | None = None
+        if r.received is not None and r.sent:
+            recv_rate = r.received / r.window_s
+            loss = max(0.0, 100.0 * (1.0 - r.received / r.sent))
+        elif r.drops is not None and r.sent and mpd_by_n.get(r.n):
+            # MAVSDK owns its socket: lost messages = dropped datagrams x messages per datagram
+            lost = r.drops * (mpd_by_n[r.n] or 1.0)
+            loss = 100.0 * lost / r.sent
+            recv_rate = (r.sent - lost) / r.window_s
+        p50, p95 = _pct(r.rtts, 0.5), _pct(r.rtts, 0.95)
+        table.add_row(
+            str(r.n), r.peer, str(r.seen),
+            "-" if sent_rate is None else f"{sent_rate:,.0f}",
+            "-" if recv_rate is None else f"{recv_rate:,.0f}" + ("" if r.received is not None else " (est.)"),
+            "-" if loss is None else f"{loss:.2f}",
+            "-" if r.drops is None else str(r.drops),
+            "-" if p50 is None else f"{p50 * 1e3:.1f}",
+            "-" if p95 is None else f"{p95 * 1e3:.1f}",
+            "-" if not r.rtts else f"{max(r.rtts) * 1e3:.1f}",
+            f"{len(r.rtts)}/{r.timeouts}",
+            f"{r.cpu_pct:.0f}",
+            f"{r.rss_mb:.0f}",
+            f"{r.rss_mb / max(r.n, 1):.2f} (+{(r.rss_mb - r.rss_base_mb) / max(r.n, 1):.2f})",
+            "-" if r.sim_speed is None else f"{r.sim_speed:.2f} / {r.sim_cpu_pct:.0f}",
+        )
+    console.print(table)
+    console.print("RSS/vehicle: total RSS / N (in brackets: growth since the process started / N). "
+                  "recv (est.): MAVSDK owns its socket, so received = sent - kernel drops x messages/datagram. "
+                  "sim speed < 1: the simulator process could not keep up (fewer messages offered than PX4's "
+                  "nominal rates).")
+    console.print("Targets: loss < 1 %, p95 < 100 ms, RSS/vehicle < 5 MB at N = 500 on one core.")
+    for r in rows:
+        if r.note:
+            console.print(f"[yellow]N={r.n} {r.peer}: {r.note}[/yellow]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("_ground", "_sim"):
+        return child_main(argv[0], argv[1:])
+    p = argparse.ArgumentParser(prog="python -m bench.fleet_scale", description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 500])
+    p.add_argument("--peers", nargs="+", default=["bare", "vehicles"], choices=["bare", "vehicles"])
+    p.add_argument("--seconds", type=float, default=8.0, help="measurement window per run")
+    p.add_argument("--startup-s", type=float, default=4.0, help="startup allowance (+ N/100 s)")
+    p.add_argument("--cmd-rate", type=float, default=20.0, help="commands per second, round-robin")
+    p.add_argument("--no-pin", action="store_true", help="do not pin the ground process to one core")
+    args = p.parse_args(argv)
+    rows = []
+    for n in args.sizes:
+        for peer in args.peers:
+            print(f"N={n} {peer} ...", file=sys.stderr, flush=True)
+            rows.append(run_one(n, peer, args))
+    render(rows, args)
+    return 0
+
+
+def child_main(role: str, argv: list[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--t0", type=float, required=True)
+    p.add_argument("--t1", type=float, required=True)
+    p.add_argument("--cmd-rate", type=float, default=20.0)
+    p.add_argument("--peer", default="bare")
+    p.add_argument("--core", type=int)
+    p.add_argument("--gcs-listen-base", type=int)
+    p.add_argument("--api-listen-base", type=int)
+    p.add_argument("--api-target-base", type=int)
+    args = p.parse_args(argv)
+    pin_to_core(args.core)
+    if role == "_sim":
+        result = asyncio.run(run_sim(args))
+    elif args.peer == "bare":
+        result = asyncio.run(run_bare(args))
+    else:
+        result = asyncio.run(run_vehicles(args))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""`python -m sitl ...`: see `sitl.cli`."""
+
+import sys
+
+from sitl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""Failsafes of one simulated vehicle (PX4 commander's, with the actions this project configures).
+
+- Geofence breach (GF_ACTION 2): Hold, STATUSTEXT "Geofence: approaching or outside geofence"
+  and "Failsafe activated" (as real PX4 with the default GF_ACTION). Once per breach.
+- Low battery: RTL below BAT_LOW_THR 15 %, Land (a rover: Hold) below BAT_CRIT_THR 7 %.
+- Data link loss: no GCS heartbeat on any link for COM_DL_LOSS_T 10 s, once a GCS was heard: RTL.
+
+Only while armed and flying (a quad in the air, a rover armed). RTL and Land are not
+interrupted by the geofence failsafe.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sitl.modes import Mode
+
+if TYPE_CHECKING:
+    from sitl.vehicle import SimVehicle
+
+BAT_LOW_THR = 0.15
+BAT_CRIT_THR = 0.07
+COM_DL_LOSS_T_S = 10.0
+SEVERITY_CRITICAL = 2
+SEVERITY_WARNING = 4
+SEVERITY_INFO = 6
+
+
+class Failsafe:
+    def __init__(self, vehicle: SimVehicle) -> None:
+        self.v = vehicle
+        self._fence_breached = False
+        self._battery_low = False
+        self._battery_critical = False
+        self._link_lost = False
+
+    def tick(self, now: float) -> None:
+        v = self.v
+        flying = v.armed and (v.airborne or not v.is_quad)
+        self._data_link(now, flying)
+        if not flying:
+            self._fence_breached = False
+            return
+        self._geofence()
+        self._battery()
+
+    def _geofence(self) -> None:
+        v = self.v
+        fence = v.store.geofence()
+        if fence.is_empty:
+            self._fence_breached = False
+            return
+        lat, lon = v.lat_lon
+        inside = fence.contains(lat, lon)
+        if inside:
+            self._fence_breached = False
+            return
+        if self._fence_breached or v.mode in (Mode.RTL, Mode.LAND):
+            return
+        self._fence_breached = True
+        v.statustext("Geofence: approaching or outside geofence\t", SEVERITY_CRITICAL)
+        v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
+        v.set_mode(Mode.LOITER)
+
+    def _battery(self) -> None:
+        v = self.v
+        frac = v.battery_fraction
+        if frac > BAT_LOW_THR + 0.05:
+            self._battery_low = self._battery_critical = False
+        if frac < BAT_CRIT_THR and not self._battery_critical:
+            self._battery_critical = self._battery_low = True
+            v.statustext("Critical battery level! Landing\t", SEVERITY_CRITICAL)
+            v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
+            v.set_mode(Mode.LAND if v.is_quad else Mode.LOITER)
+        elif frac < BAT_LOW_THR and not self._battery_low:
+            self._battery_low = True
+            v.statustext("Low battery level! Returning to launch\t", SEVERITY_WARNING)
+            v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
+            if v.mode not in (Mode.RTL, Mode.LAND):
+                v.set_mode(Mode.RTL)
+
+    def _data_link(self, now: float, flying: bool) -> None:
+        v = self.v
+        heard = [link.gcs_heartbeat_s for link in v.links if link.gcs_heartbeat_s is not None]
+        if not heard:
+            return
+        silent_s = now - max(heard)
+        if silent_s < COM_DL_LOSS_T_S:
+            if self._link_lost:
+                self._link_lost = False
+                v.statustext("Data link regained\t", SEVERITY_INFO)
+            return
+        if self._link_lost or not flying:
+            return
+        self._link_lost = True
+        v.statustext("Data link lost\t", SEVERITY_CRITICAL)
+        v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
+        if v.mode not in (Mode.RTL, Mode.LAND):
+            v.set_mode(Mode.RTL)

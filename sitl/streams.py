@@ -1,0 +1,159 @@
+"""Which messages a link streams and how often, in simulated time (PX4's per-mode defaults).
+
+- The API link is a PX4 "Onboard" mavlink instance: the rates are those measured on real PX4
+  (`passive.messages` in the profiles, ~400 messages/s).
+- The GCS link is a PX4 "Normal" instance: the rates are PX4's `configure_streams_to_default`
+  for MAVLINK_MODE_NORMAL (mavlink_main.cpp), limited to the messages SIH has data for.
+
+Stream profiles: "px4" (default) is all of the above; "gcs" keeps only what a ground station
+reads (heartbeat, status, position, GPS, battery, home, mission progress, mode, VFR_HUD), at the
+same rates, so large fleets stay cheap. Messages pymavlink 2.4.50 cannot encode (LINK_NODE_STATUS,
+TIME_ESTIMATE_TO_TARGET, EVENT, CURRENT_EVENT_SEQUENCE) are not sent.
+
+SET_MESSAGE_INTERVAL changes one stream of one link (interval 0 restores the default, -1 stops it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+StreamProfile = Literal["px4", "gcs"]
+LinkMode = Literal["onboard", "normal"]
+
+QUAD_ONLY = frozenset({"ATTITUDE_TARGET", "POSITION_TARGET_LOCAL_NED", "SERVO_OUTPUT_RAW"})
+
+ONBOARD_RATES_HZ: dict[str, float] = {
+    "HEARTBEAT": 1.0,
+    "ATTITUDE": 100.0,
+    "ATTITUDE_QUATERNION": 50.0,
+    "HIGHRES_IMU": 50.0,
+    "GLOBAL_POSITION_INT": 50.0,
+    "LOCAL_POSITION_NED": 30.0,
+    "ODOMETRY": 30.0,
+    "ALTITUDE": 10.0,
+    "DISTANCE_SENSOR": 10.0,
+    "TIMESYNC": 10.0,
+    "VFR_HUD": 10.0,
+    "ATTITUDE_TARGET": 10.0,
+    "POSITION_TARGET_LOCAL_NED": 10.0,
+    "SERVO_OUTPUT_RAW": 10.0,
+    "GPS_RAW_INT": 8.0,  # "unlimited": SIH's GPS runs at 8 Hz
+    "SYS_STATUS": 5.0,
+    "EXTENDED_SYS_STATE": 5.0,
+    "MISSION_CURRENT": 1.0,
+    "ESTIMATOR_STATUS": 1.0,
+    "OPEN_DRONE_ID_LOCATION": 1.0,
+    "OPEN_DRONE_ID_SYSTEM": 1.0,
+    "PING": 1.0,
+    "SCALED_PRESSURE": 1.0,
+    "SYSTEM_TIME": 1.0,
+    "BATTERY_STATUS": 0.5,
+    "CURRENT_MODE": 0.5,
+    "HOME_POSITION": 0.5,
+    "VIBRATION": 0.5,
+}
+
+NORMAL_RATES_HZ: dict[str, float] = {
+    "HEARTBEAT": 1.0,
+    "ALTITUDE": 1.0,
+    "ATTITUDE": 15.0,
+    "ATTITUDE_QUATERNION": 10.0,
+    "ATTITUDE_TARGET": 2.0,
+    "BATTERY_STATUS": 0.5,
+    "CURRENT_MODE": 0.5,
+    "DISTANCE_SENSOR": 0.5,
+    "ESTIMATOR_STATUS": 0.5,
+    "EXTENDED_SYS_STATE": 1.0,
+    "GLOBAL_POSITION_INT": 5.0,
+    "GPS_RAW_INT": 5.0,
+    "HOME_POSITION": 0.5,
+    "LOCAL_POSITION_NED": 1.0,
+    "MISSION_CURRENT": 1.0,
+    "OPEN_DRONE_ID_LOCATION": 1.0,
+    "OPEN_DRONE_ID_SYSTEM": 1.0,
+    "PING": 0.1,
+    "POSITION_TARGET_LOCAL_NED": 1.5,
+    "SCALED_PRESSURE": 1.0,
+    "SERVO_OUTPUT_RAW": 1.0,
+    "SYS_STATUS": 1.0,
+    "VFR_HUD": 4.0,
+    "VIBRATION": 0.1,
+}
+
+GCS_PROFILE_MESSAGES = frozenset(
+    {
+        "HEARTBEAT",
+        "SYS_STATUS",
+        "EXTENDED_SYS_STATE",
+        "GLOBAL_POSITION_INT",
+        "GPS_RAW_INT",
+        "BATTERY_STATUS",
+        "HOME_POSITION",
+        "MISSION_CURRENT",
+        "CURRENT_MODE",
+        "VFR_HUD",
+    }
+)
+
+
+def default_rates(link_mode: LinkMode, profile: StreamProfile, is_quad: bool) -> dict[str, float]:
+    table = ONBOARD_RATES_HZ if link_mode == "onboard" else NORMAL_RATES_HZ
+    rates = {}
+    for name, hz in table.items():
+        if not is_quad and name in QUAD_ONLY:
+            continue
+        if profile == "gcs" and name not in GCS_PROFILE_MESSAGES:
+            continue
+        rates[name] = hz
+    return rates
+
+
+class StreamSchedule:
+    """Due times of one link's streams in simulated time; `due(now)` says what to send and how often.
+
+    A stream that fell more than one period behind (a slow tick) is sent once per missed period,
+    so the rate a client measures stays the configured one.
+    """
+
+    __slots__ = ("_defaults", "_interval", "_next")
+
+    def __init__(self, defaults: dict[str, float], now_s: float, phase_s: float = 0.0) -> None:
+        self._defaults = {name: 1.0 / hz for name, hz in defaults.items() if hz > 0}
+        self._interval: dict[str, float] = dict(self._defaults)
+        # Spread the first due times so not every stream of every vehicle fires in one tick.
+        self._next: dict[str, float] = {
+            name: now_s + phase_s % interval for name, interval in self._interval.items()
+        }
+
+    def due(self, now_s: float) -> Iterable[tuple[str, int]]:
+        out = []
+        nxt = self._next
+        for name, interval in self._interval.items():
+            t = nxt[name]
+            if t <= now_s:
+                count = int((now_s - t) / interval) + 1
+                t += count * interval
+                if t < now_s - interval:  # far behind (e.g. after a pause): do not burst
+                    t = now_s + interval
+                nxt[name] = t
+                out.append((name, count))
+        return out
+
+    def set_interval(self, name: str, interval_s: float | None, now_s: float) -> None:
+        """interval_s None restores the default; <= 0 stops the stream."""
+        if interval_s is None:
+            default = self._defaults.get(name)
+            if default is None:
+                self._interval.pop(name, None)
+                return
+            self._interval[name] = default
+        elif interval_s <= 0:
+            self._interval.pop(name, None)
+            return
+        else:
+            self._interval[name] = interval_s
+        self._next[name] = now_s
+
+    def interval(self, name: str) -> float | None:
+        return self._interval.get(name)

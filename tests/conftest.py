@@ -1,0 +1,61 @@
+"""Suite-wide options: which simulator the `sitl`-marked tests fly against.
+
+    pytest                                   # the built-in simulator (default)
+    pytest --sitl px4 --px4-dir ~/PX4-Autopilot   # real PX4 SITL (SIH); PX4_DIR works too
+
+Tests read the choice through the session fixture `sitl_options` (a `SitlOptions`), or, outside
+fixtures, `SitlOptions.from_config(request.config)`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+SitlBackend = Literal["builtin", "px4"]
+
+
+@dataclass(frozen=True)
+class SitlOptions:
+    backend: SitlBackend
+    px4_dir: Path | None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> SitlOptions:
+        backend = config.getoption("--sitl")
+        px4_dir = config.getoption("--px4-dir")
+        return cls(backend, Path(px4_dir).expanduser() if px4_dir else None)
+
+    def px4_skip_reason(self) -> str | None:
+        """Why real-PX4 runs cannot happen here (None when they can)."""
+        if self.backend != "px4":
+            return None
+        if self.px4_dir is None:
+            return "--sitl px4 needs a PX4 build: pass --px4-dir PATH or set PX4_DIR"
+        if not self.px4_dir.exists():
+            return f"--px4-dir {self.px4_dir} does not exist"
+        return None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sitl", "simulator for tests marked `sitl`")
+    group.addoption("--sitl", choices=("builtin", "px4"), default="builtin",
+                    help="fly against the built-in simulator (default) or real PX4 SITL")
+    group.addoption("--px4-dir", default=os.environ.get("PX4_DIR") or None, metavar="PATH",
+                    help="PX4-Autopilot checkout or build dir for --sitl px4 (default: $PX4_DIR)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    options = SitlOptions.from_config(config)
+    reason = options.px4_skip_reason()
+    where = f", px4-dir {options.px4_dir}" if options.px4_dir else ""
+    return f"sitl: {options.backend}{where}" + (f" (SKIPPING px4 tests: {reason})" if reason else "")
+
+
+@pytest.fixture(scope="session")
+def sitl_options(pytestconfig: pytest.Config) -> SitlOptions:
+    return SitlOptions.from_config(pytestconfig)

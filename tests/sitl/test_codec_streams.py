@@ -1,0 +1,121 @@
+"""Unit tests of the simulator's encoder, stream schedule and mode encoding (no sockets)."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pymavlink.dialects.v20 import development as mavlink2
+
+from sitl import modes
+from sitl.codec import Encoder, spec_for, x25_crc
+from sitl.streams import StreamSchedule, default_rates
+from sitl.telemetry import Sample, stream_messages
+
+
+def _pymavlink_crc(data: bytes) -> int:
+    from pymavlink.generator.mavcrc import x25crc
+
+    return int(x25crc(data).crc)
+
+
+@given(st.binary(max_size=300))
+def test_crc_matches_pymavlink(data: bytes) -> None:
+    assert x25_crc(data) == _pymavlink_crc(data)
+
+
+@given(
+    st.integers(0, 2**32 - 1), st.integers(-900_000_000, 900_000_000), st.integers(-1_800_000_000, 1_800_000_000),
+    st.integers(-(2**31), 2**31 - 1), st.integers(0, 35999), st.integers(1, 255), st.integers(0, 255),
+)
+def test_packet_is_byte_identical_to_pymavlink(t: int, lat: int, lon: int, alt: int, hdg: int, sysid: int,
+                                                seq: int) -> None:
+    values = (t, lat, lon, alt, 0, 1, -2, 3, hdg)
+    enc = Encoder(sysid, 1)
+    enc.seq = seq
+    ours = enc.pack(spec_for(mavlink2.MAVLink_global_position_int_message), values)
+    mav = mavlink2.MAVLink(None, srcSystem=sysid, srcComponent=1)
+    mav.seq = seq
+    theirs = mavlink2.MAVLink_global_position_int_message(*values).pack(mav)
+    assert ours == theirs
+    assert enc.seq == (seq + 1) % 256
+
+
+def test_arrays_and_strings_round_trip() -> None:
+    enc = Encoder(7)
+    mav = mavlink2.MAVLink(None)
+    voltages = [16200] + [65535] * 9
+    pkt = enc.pack(spec_for(mavlink2.MAVLink_battery_status_message),
+                   (0, 1, 1, 32767, voltages, -100, 5, 6, 87, 0, 1, [0, 0, 0, 0], 0, 0))
+    (bat,) = mav.parse_buffer(pkt)
+    assert list(bat.voltages) == voltages
+    assert bat.battery_remaining == 87
+    (text,) = mav.parse_buffer(enc.pack(spec_for(mavlink2.MAVLink_statustext_message), (6, b"Hello\t", 3, 0)))
+    assert (text.text, text.id, text.get_srcSystem()) == ("Hello\t", 3, 7)
+
+
+def test_every_stream_message_decodes() -> None:
+    sample = Sample(
+        1000, 1_000_000, 473977428, 85455967, 488.2, 0.2, 0.1, 0.2, -0.2, 0.1, 0.2, 0.0, 0.01, 0.02, 0.3, 0.3,
+        0.5, 14.7, 1.0, 10.0, 100.0, 1, modes.Mode.LOITER, modes.Mode.LOITER, 0, False, 29, 3, True, True,
+        473977428, 85455967, 488.0, 0, 0, 0, 0, 0, 0, 0, 65535, 1, 2, 1,
+    )
+    enc = Encoder(1)
+    mav = mavlink2.MAVLink(None)
+    for name, sm in stream_messages().items():
+        (msg,) = mav.parse_buffer(enc.pack(sm.spec, sm.build(sample)))
+        assert msg.get_type() == name
+    (gpi,) = mav.parse_buffer(enc.pack(stream_messages()["GLOBAL_POSITION_INT"].spec,
+                                       stream_messages()["GLOBAL_POSITION_INT"].build(sample)))
+    assert (gpi.lat, gpi.lon, gpi.alt) == (473977428, 85455967, 488200)
+
+
+def test_schedule_keeps_rates_over_coarse_ticks() -> None:
+    sched = StreamSchedule({"ATTITUDE": 100.0, "HEARTBEAT": 1.0, "BATTERY_STATUS": 0.5}, now_s=0.0)
+    counts: dict[str, int] = {}
+    t = 0.0
+    while t < 10.0 - 1e-9:
+        t += 0.4  # a 50 Hz wall tick at 20x
+        for name, n in sched.due(t):
+            counts[name] = counts.get(name, 0) + n
+    assert abs(counts["ATTITUDE"] - 1000) <= 2
+    assert counts["HEARTBEAT"] in (10, 11)
+    assert counts["BATTERY_STATUS"] in (5, 6)
+
+
+def test_schedule_interval_override_and_restore() -> None:
+    sched = StreamSchedule({"GLOBAL_POSITION_INT": 50.0}, now_s=0.0)
+    sched.set_interval("GLOBAL_POSITION_INT", 0.1, 0.0)
+    assert math.isclose(sched.interval("GLOBAL_POSITION_INT") or 0, 0.1)
+    sched.set_interval("GLOBAL_POSITION_INT", None, 0.0)
+    assert math.isclose(sched.interval("GLOBAL_POSITION_INT") or 0, 0.02)
+    sched.set_interval("GLOBAL_POSITION_INT", -1.0, 0.0)
+    assert sched.interval("GLOBAL_POSITION_INT") is None
+    assert list(sched.due(5.0)) == []
+
+
+def test_default_rates_match_profiles() -> None:
+    onboard_quad = default_rates("onboard", "px4", True)
+    assert onboard_quad["ATTITUDE"] == 100.0
+    assert onboard_quad["GLOBAL_POSITION_INT"] == 50.0
+    assert 380 <= sum(onboard_quad.values()) <= 420  # ~400 msg/s measured on real PX4
+    assert "ATTITUDE_TARGET" not in default_rates("onboard", "px4", False)
+    gcs = default_rates("onboard", "gcs", True)
+    assert "ATTITUDE" not in gcs
+    assert gcs["GLOBAL_POSITION_INT"] == 50.0
+    assert default_rates("normal", "px4", True)["GLOBAL_POSITION_INT"] == 5.0
+
+
+def test_mode_encoding() -> None:
+    assert modes.Mode.LOITER == 0x03040000
+    assert modes.Mode.MISSION == 0x04040000
+    assert modes.base_mode(modes.Mode.LOITER, False, "quad") == 29
+    assert modes.base_mode(modes.Mode.LOITER, True, "quad") == 157
+    assert modes.base_mode(modes.Mode.POSCTL, False, "quad") == 81
+    assert modes.requested_mode(4, 1) == (True, None)  # AUTO.READY: ACKed, not taken
+    assert modes.requested_mode(3, 1) == (True, modes.Mode.POSCTL)  # Orbit via DO_SET_MODE -> POSCTL
+    assert modes.requested_mode(42, 0) == (False, None)
+    assert len(modes.available_modes("quad")) == 26
+    assert modes.standard_mode_target(modes.STANDARD_CRUISE, "quad") is None
+    assert modes.standard_mode_target(modes.STANDARD_POSITION_HOLD, "rover") is None

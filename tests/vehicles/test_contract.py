@@ -1,0 +1,274 @@
+"""The Vehicle contract, flown: MavsdkFleet on one UDP port against the built-in simulator, or real
+PX4 SITL with `pytest --sitl px4 --px4-dir PATH`. Timeouts are in vehicle seconds (the fleet divides
+them by the speed factor)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+
+import pytest
+from conftest import SitlOptions
+from vehicles_harness import FleetUnderTest, distance_m, distance_to, fleet_under_test, offset
+
+from vehicles.base import (
+    Delay,
+    EventKind,
+    ExclusionCircle,
+    InclusionPolygon,
+    Land,
+    LandedState,
+    MissionState,
+    PayloadRelease,
+    TakeOff,
+    Vehicle,
+    VehicleEvent,
+    Waypoint,
+)
+from vehicles.errors import CommandRejected, LinkLost, MissionInvalid, UnknownVehicle
+from vehicles.mavsdk_backend import MavsdkVehicle
+
+pytestmark = pytest.mark.sitl
+
+FLIGHT_TIMEOUT_S = 400.0
+
+
+def _home_of(env: FleetUnderTest, i: int) -> tuple[float, float]:
+    return env.specs[i].home_lat_deg, env.specs[i].home_lon_deg
+
+
+async def _airborne_on_mission(vehicle: MavsdkVehicle, lat: float, lon: float, north_m: float = 150.0) -> None:
+    """Take off on a mission with one far waypoint, and wait until it is cruising to it."""
+    far = offset(lat, lon, north_m, 0.0)
+    await vehicle.upload_mission([TakeOff(15), Waypoint(*far, 15), Land(*far)])
+    await vehicle.start_mission()
+    await vehicle.wait_for(lambda s: s.mission.current >= 1 and s.landed == LandedState.IN_AIR, 120,
+                           "airborne, heading for the waypoint")
+
+
+async def _events_until(events: AsyncIterator[VehicleEvent], kinds: set[EventKind],
+                        timeout_s: float) -> list[VehicleEvent]:
+    """Events (already queued ones first) until every kind in `kinds` was seen."""
+    seen: list[VehicleEvent] = []
+    async with asyncio.timeout(timeout_s):
+        async for event in events:
+            seen.append(event)
+            if kinds <= {e.kind for e in seen}:
+                return seen
+    raise AssertionError("event stream ended")
+
+
+async def test_fleet_discovers_quads_and_rover_on_one_port(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad", "quad", "rover"]) as env:
+        fleet = env.fleet
+        assert sorted(fleet.vehicles) == [v.sysid for v in env.sim.vehicles]
+        assert [v.kind for v in env.vehicles] == ["drone", "drone", "rover"]
+        assert [v.vehicle_id for v in env.vehicles] == ["quad-0", "quad-1", "rover-2"]
+        assert await fleet.vehicle("rover-2") is env.vehicles[2]
+        # discoveries() replays the vehicles already heard
+        seen = []
+        async with asyncio.timeout(2):
+            async for v in fleet.discoveries():
+                seen.append(v.sysid)
+                if len(seen) == 3:
+                    break
+        assert sorted(seen) == sorted(fleet.vehicles)
+        for i, vehicle in enumerate(env.vehicles):
+            assert isinstance(vehicle, Vehicle)
+            s = vehicle.state
+            assert s.link_alive
+            assert s.heartbeat_age_s < 3.0
+            assert not s.armed
+            assert s.mode == "HOLD"
+            assert s.position is not None
+            assert s.home is not None
+            assert distance_to(s, *_home_of(env, i)) < 5.0
+            assert abs(s.position.alt_amsl_m - env.specs[i].home_alt_amsl_m) < 5.0
+            assert abs(s.position.alt_rel_m) < 2.0
+            assert s.battery_percent is not None
+            assert 50.0 < s.battery_percent <= 100.0
+            assert s.battery_voltage_v is not None
+            assert s.battery_voltage_v > 5.0
+            assert s.health.ok
+            assert s.health.failing == ()
+            assert s.landed == LandedState.ON_GROUND
+            assert s.velocity is not None
+            assert math.hypot(s.velocity.north_m_s, s.velocity.east_m_s) < 0.5
+        with pytest.raises(UnknownVehicle):
+            await fleet.vehicle(42, timeout_s=1.0)
+
+
+async def test_drone_mission_flies_to_completion(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad"]) as env:
+        drone = env.vehicles[0]
+        lat, lon = _home_of(env, 0)
+        wp1, wp2 = offset(lat, lon, 40.0, 0.0), offset(lat, lon, 40.0, 30.0)
+        events = drone.events()
+        await drone.upload_mission([TakeOff(15), Waypoint(*wp1, 15, speed_m_s=8.0), Delay(2),
+                                    Waypoint(*wp2, 15), PayloadRelease(), Land(*wp2)])
+        await drone.start_mission()  # disarmed: PX4 arms by itself on MISSION_START
+        assert drone.state.armed
+        assert drone.state.mode == "MISSION"
+        final = await drone.wait_for(
+            lambda s: s.mission.state == MissionState.COMPLETE and not s.armed, FLIGHT_TIMEOUT_S, "mission done")
+        assert final.mission.total == 7  # a speed change item precedes the first waypoint
+        assert distance_to(final, *wp2) < 5.0
+        assert final.position is not None
+        assert final.position.alt_rel_m < 1.0
+        wanted = {EventKind.ARMED, EventKind.MISSION_ITEM, EventKind.MISSION_COMPLETE, EventKind.DISARMED}
+        seen = await _events_until(events, wanted, 5.0)
+        assert [e.detail for e in seen if e.kind == EventKind.MISSION_ITEM][-1] == "6/7"
+
+
+async def test_rover_drives_a_waypoint_mission_and_refuses_to_land(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["rover"]) as env:
+        rover = env.vehicles[0]
+        lat, lon = _home_of(env, 0)
+        a, b = offset(lat, lon, 25.0, 0.0), offset(lat, lon, 25.0, 20.0)
+        with pytest.raises(MissionInvalid, match="Land"):
+            await rover.upload_mission([Waypoint(*a, 0), Land(*b)])
+        await rover.upload_mission([Waypoint(*a, 0), Waypoint(*b, 0, acceptance_m=1.0)])
+        await rover.arm()
+        await rover.start_mission()
+        done = await rover.wait_for(lambda s: s.mission.state == MissionState.COMPLETE, FLIGHT_TIMEOUT_S,
+                                    "drive done")
+        assert distance_to(done, *b) < 3.0
+        # PX4's rover ends a mission holding, still armed: the ground side disarms it
+        settled = await rover.wait_for(lambda s: s.mode == "HOLD", 30, "hold after the drive")
+        assert settled.armed
+        await rover.disarm()
+        assert not rover.state.armed
+
+
+async def test_fence_violating_mission_is_refused_at_start_with_px4_reason(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad"]) as env:
+        drone = env.vehicles[0]
+        lat, lon = _home_of(env, 0)
+        square = tuple(offset(lat, lon, n, e) for n, e in ((-100, -100), (-100, 100), (100, 100), (100, -100)))
+        await drone.upload_geofence([InclusionPolygon(square), ExclusionCircle(*offset(lat, lon, -60, 60), 15)])
+        outside = offset(lat, lon, 300.0, 0.0)
+        # PX4 accepts the upload (and complains in a STATUSTEXT) ...
+        await drone.upload_mission([TakeOff(15), Waypoint(*outside, 15), Land(*outside)])
+        # ... and refuses to start it
+        with pytest.raises(CommandRejected) as refused:
+            await drone.start_mission()
+        assert refused.value.result == "DENIED"
+        assert "mission start denied" in refused.value.reason.lower()
+        assert not drone.state.armed
+        # a mission inside the fence is fine again
+        inside = offset(lat, lon, 30.0, 0.0)
+        await drone.upload_mission([TakeOff(10), Waypoint(*inside, 10), Land(*inside)])
+        await drone.start_mission()
+        await drone.pause()
+        await drone.clear_geofence()
+        await drone.land()
+
+
+async def test_pause_holds_and_resume_continues(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad"]) as env:
+        drone = env.vehicles[0]
+        await _airborne_on_mission(drone, *_home_of(env, 0))
+        await drone.pause()
+        paused = await drone.wait_for(lambda s: s.mission.state == MissionState.PAUSED, 10, "mission paused")
+        assert paused.mode == "HOLD"
+        await asyncio.sleep(env.fleet.wall_s(5.0, floor_s=0.3))  # let it stop
+        here = drone.state
+        await asyncio.sleep(env.fleet.wall_s(5.0, floor_s=0.3))
+        assert here.position is not None
+        assert distance_to(drone.state, here.position.lat_deg, here.position.lon_deg) < 3.0
+        await drone.resume()
+        assert drone.state.mode == "MISSION"
+        moving = await drone.wait_for(
+            lambda s: s.velocity is not None and math.hypot(s.velocity.north_m_s, s.velocity.east_m_s) > 1.0,
+            30, "moving again")
+        assert moving.mission.current == paused.mission.current  # resumed the same item
+
+
+async def test_return_to_launch_lands_at_home(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad"]) as env:
+        drone = env.vehicles[0]
+        lat, lon = _home_of(env, 0)
+        await _airborne_on_mission(drone, lat, lon, north_m=120.0)
+        await drone.wait_for(lambda s: distance_to(s, lat, lon) > 25.0, 60, "away from home")
+        await drone.return_to_launch()
+        assert drone.state.mode == "RTL"
+        landed = await drone.wait_for(lambda s: not s.armed, FLIGHT_TIMEOUT_S, "back and disarmed")
+        assert landed.home is not None
+        assert distance_to(landed, landed.home.lat_deg, landed.home.lon_deg) < 3.0
+
+
+async def test_goto_then_land_and_payload_release(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad"]) as env:
+        drone = env.vehicles[0]
+        lat, lon = _home_of(env, 0)
+        await _airborne_on_mission(drone, lat, lon)
+        target = offset(lat, lon, -30.0, 30.0)
+        await drone.goto(*target, 12.0)
+        assert drone.state.mode == "HOLD"
+        there = await drone.wait_for(lambda s: distance_to(s, *target) < 3.0, 120, "at the goto point")
+        assert there.position is not None
+        assert abs(there.position.alt_rel_m - 12.0) < 3.0
+        await drone.release_payload()
+        if env.backend == "builtin":
+            env.sim_vehicle(0).faults.gripper_jam(True)
+            with pytest.raises(CommandRejected) as jammed:
+                await drone.release_payload()
+            assert jammed.value.result == "FAILED"
+        await drone.land()
+        assert drone.state.mode == "LAND"
+        down = await drone.wait_for(lambda s: not s.armed, 120, "landed and disarmed")
+        assert distance_to(down, *target) < 3.0
+        assert down.landed == LandedState.ON_GROUND
+
+
+async def test_refused_arm_raises_command_rejected_with_reason(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad"]) as env:
+        env.require_builtin("refuse_arm")
+        drone = env.vehicles[0]
+        env.sim_vehicle(0).faults.refuse_arm("test says no")
+        with pytest.raises(CommandRejected) as refused:
+            await drone.arm()
+        assert refused.value.command == "arm"
+        assert "Arming denied: test says no" in refused.value.reason
+        assert not drone.state.armed
+        env.sim_vehicle(0).faults.refuse_arm(None)
+        await drone.arm()
+        assert drone.state.armed
+        await drone.disarm()
+
+
+async def test_mode_that_px4_acks_but_does_not_take_is_rejected(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad"]) as env:
+        drone = env.vehicles[0]
+        # AUTO.READY: PX4 answers ACCEPTED and stays where it is (px4-notes)
+        with pytest.raises(CommandRejected) as refused:
+            await drone.set_mode("AUTO_READY")
+        assert refused.value.result == "NOT_TAKEN"
+        assert drone.state.mode == "HOLD"
+
+
+async def test_link_loss_is_detected_and_recovered(sitl_options: SitlOptions) -> None:
+    async with fleet_under_test(sitl_options, ["quad", "rover"]) as env:
+        env.require_builtin("link_loss")
+        drone, rover = env.vehicles
+        events = drone.events()
+        outage_s = 80.0  # vehicle seconds
+        env.sim_vehicle(0).faults.link_loss(outage_s)
+        lost = await drone.wait_for(lambda s: not s.link_alive, 30, "link lost", fail_on_link_loss=False)
+        assert lost.heartbeat_age_s > 0.5 * env.fleet.wall_s(3.0)
+        assert rover.state.link_alive  # the other vehicle on the same port is unaffected
+        with pytest.raises(LinkLost):
+            await drone.arm()
+        seen = await _events_until(events, {EventKind.LINK_LOST, EventKind.LINK_RESTORED},
+                                   env.fleet.wall_s(outage_s) + 10)
+        kinds = [e.kind for e in seen]
+        assert kinds.index(EventKind.LINK_LOST) < kinds.index(EventKind.LINK_RESTORED)
+        back = drone.state
+        assert back.link_alive
+        assert back.heartbeat_age_s < 2.0
+        assert back.mode == "HOLD"
+        assert back.home is not None
+        assert distance_m(back.home.lat_deg, back.home.lon_deg, *_home_of(env, 0)) < 5.0
+        await drone.arm()  # commands work again
+        await drone.disarm()

@@ -1,0 +1,247 @@
+"""One vehicle's picture of itself, fed from MAVSDK subscriptions, published as snapshots + events.
+
+MAVSDK's Telemetry plugin gives position, velocity, heading, battery, landed state, health, home and
+status texts. HEARTBEAT and MISSION_CURRENT come through MavlinkDirect because MAVSDK's flight-mode
+enum folds PX4 modes together, it exposes neither the heartbeat's arrival time (link age) nor
+MAV_TYPE changes, and its mission progress lacks MISSION_CURRENT.mission_state (ACTIVE / PAUSED /
+COMPLETE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from mavsdk.plugins.mavlink_direct import MavlinkDirect
+from mavsdk.plugins.telemetry import Telemetry
+
+from vehicles import px4
+from vehicles.base import (
+    EventKind,
+    Health,
+    Home,
+    LandedState,
+    MissionProgress,
+    MissionState,
+    Position,
+    VehicleEvent,
+    VehicleKind,
+    VehicleState,
+    Velocity,
+)
+from vehicles.mavsdk_backend._bridge import Inbox
+from vehicles.streams import Fanout, Latest
+
+log = logging.getLogger(__name__)
+
+# MAVSDK Telemetry.LandedState values -> ours
+_LANDED = {
+    0: LandedState.UNKNOWN,
+    1: LandedState.ON_GROUND,
+    2: LandedState.IN_AIR,
+    3: LandedState.TAKING_OFF,
+    4: LandedState.LANDING,
+}
+# MAVSDK StatusTextType: DEBUG 0 .. WARNING 3 .. EMERGENCY 7 (reverse of MAV_SEVERITY)
+_STATUS_WARNING = 3
+_HEALTH_CHECKS = (
+    ("gyrometer_calibration", "is_gyrometer_calibration_ok"),
+    ("accelerometer_calibration", "is_accelerometer_calibration_ok"),
+    ("magnetometer_calibration", "is_magnetometer_calibration_ok"),
+    ("local_position", "is_local_position_ok"),
+    ("global_position", "is_global_position_ok"),
+    ("home_position", "is_home_position_ok"),
+    ("armable", "is_armable"),
+)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+# MAVSDK Telemetry objects -> our snapshot fields (run on MAVSDK's thread)
+def _position(p: Any) -> dict[str, Any]:
+    return {"position": Position(p.latitude_deg, p.longitude_deg, p.absolute_altitude_m, p.relative_altitude_m)}
+
+
+def _velocity(v: Any) -> dict[str, Any]:
+    return {"velocity": Velocity(v.north_m_s, v.east_m_s, v.down_m_s)}
+
+
+def _heading(h: Any) -> dict[str, Any]:
+    return {"heading_deg": _finite(h.heading_deg)}
+
+
+def _battery(b: Any) -> dict[str, Any]:
+    return {"battery_percent": _finite(b.remaining_percent), "battery_voltage_v": _finite(b.voltage_v)}
+
+
+def _landed(state: Any) -> dict[str, Any]:
+    return {"landed": _LANDED.get(int(state), LandedState.UNKNOWN)}
+
+
+def _health(h: Any) -> dict[str, Any]:
+    failing = tuple(name for name, attr in _HEALTH_CHECKS if not getattr(h, attr))
+    return {"health": Health(ok=not failing, failing=failing)}
+
+
+def _home(h: Any) -> dict[str, Any]:
+    if not (math.isfinite(h.latitude_deg) and math.isfinite(h.longitude_deg)):
+        return {"home": None}
+    return {"home": Home(h.latitude_deg, h.longitude_deg, h.absolute_altitude_m)}
+
+
+class Tracker:
+    """Owns the snapshot of one vehicle. Mutated only on the loop (via the inbox)."""
+
+    def __init__(self, vehicle_id: str, sysid: int, kind: VehicleKind, loop: asyncio.AbstractEventLoop,
+                 on_link_restored: Callable[[], None], fleet_events: Fanout[VehicleEvent]) -> None:
+        self._snap = VehicleState(vehicle_id, sysid, kind)
+        self.snapshots: Latest[VehicleState] = Latest(self._snap)
+        self.events: Fanout[VehicleEvent] = Fanout()
+        self._fleet_events = fleet_events
+        self._on_link_restored = on_link_restored
+        self.heartbeat_at_s = -math.inf  # time.monotonic() of the last HEARTBEAT
+        self.heartbeats = 0
+        self._texts: deque[tuple[float, int, str]] = deque(maxlen=32)
+        self._acks: dict[int, tuple[float, int]] = {}  # command -> (when, MAV_RESULT) of its last ACK
+        self._dirty = False
+        self.inbox = Inbox(loop, self._publish)
+
+    @property
+    def snap(self) -> VehicleState:
+        return self._snap
+
+    # ---- wiring (called once, on the loop) ----
+
+    def subscribe(self, telemetry: Telemetry, direct: MavlinkDirect) -> None:
+        latest = self._latest_cb
+        telemetry.subscribe_position(latest("position", _position))
+        telemetry.subscribe_velocity_ned(latest("velocity", _velocity))
+        telemetry.subscribe_heading(latest("heading", _heading))
+        telemetry.subscribe_battery(latest("battery", _battery))
+        telemetry.subscribe_landed_state(latest("landed", _landed))
+        telemetry.subscribe_health(latest("health", _health))
+        telemetry.subscribe_home(latest("home", _home))
+        telemetry.subscribe_status_text(self._status_text_cb)
+        direct.subscribe_message("HEARTBEAT", self._heartbeat_cb)
+        direct.subscribe_message("MISSION_CURRENT", self._mission_current_cb)
+        # MAVSDK's Action reports its own result enum; the raw ACK keeps PX4's MAV_RESULT.
+        direct.subscribe_message("COMMAND_ACK", self._command_ack_cb)
+
+    def _latest_cb(self, key: str, convert: Callable[[Any], dict[str, Any]]) -> Callable[[Any, Any], None]:
+        """A MAVSDK callback (run on MAVSDK's thread) that copies the values out of the message
+        there and applies them on the loop, newest per key."""
+        def callback(data: Any, _user_data: Any) -> None:
+            self.inbox.latest(key, functools.partial(self._set_fields, convert(data)))
+        return callback
+
+    def _status_text_cb(self, data: Any, _user_data: Any) -> None:
+        self.inbox.ordered(functools.partial(self._on_text, time.monotonic(), int(data.type), str(data.text)))
+
+    def _heartbeat_cb(self, msg: Any, _ud: Any) -> None:
+        at = time.monotonic()
+        fields = json.loads(msg.fields_json)
+        mav_type, base_mode, custom_mode = int(fields["type"]), int(fields["base_mode"]), int(fields["custom_mode"])
+        self.inbox.latest("heartbeat", lambda: self._on_heartbeat(at, mav_type, base_mode, custom_mode))
+
+    def _mission_current_cb(self, msg: Any, _ud: Any) -> None:
+        fields = json.loads(msg.fields_json)
+        progress = MissionProgress(int(fields["seq"]), int(fields.get("total", 0)),
+                                   px4.mission_state(int(fields.get("mission_state", 0))))
+        self.inbox.ordered(lambda: self._on_mission_current(progress))
+
+    def _command_ack_cb(self, msg: Any, _ud: Any) -> None:
+        at = time.monotonic()
+        fields = json.loads(msg.fields_json)
+        command, result = int(fields["command"]), int(fields["result"])
+        self.inbox.ordered(lambda: self._acks.__setitem__(command, (at, result)))
+
+    # ---- applied on the loop ----
+
+    def _set_fields(self, changes: dict[str, Any]) -> None:
+        if "home" in changes and changes["home"] is None:
+            return  # PX4 sends HOME_POSITION with NaNs before it has one
+        self._set(**changes)
+
+    def _set(self, **changes: Any) -> None:
+        self._snap = replace(self._snap, **changes)
+        self._dirty = True
+
+    def _event(self, kind: EventKind, detail: str = "") -> None:
+        event = VehicleEvent(self._snap.vehicle_id, kind, detail)
+        self.events.publish(event)
+        self._fleet_events.publish(event)
+
+    def _on_heartbeat(self, at: float, mav_type: int, base_mode: int, custom_mode: int) -> None:
+        old = self._snap
+        self.heartbeat_at_s = at
+        self.heartbeats += 1
+        armed = bool(base_mode & px4.MAV_MODE_FLAG_SAFETY_ARMED)
+        kind = px4.kind_of_mav_type(mav_type) or old.kind
+        self._set(custom_mode=custom_mode, mode=px4.mode_name(custom_mode), armed=armed, kind=kind,
+                  link_alive=True)
+        if old.custom_mode != custom_mode and self.heartbeats > 1:
+            self._event(EventKind.MODE_CHANGED, f"{old.mode}->{self._snap.mode}")
+        if old.armed != armed and self.heartbeats > 1:
+            self._event(EventKind.ARMED if armed else EventKind.DISARMED)
+        if not old.link_alive and self.heartbeats > 1:
+            log.info("%s: link restored", old.vehicle_id)
+            self._event(EventKind.LINK_RESTORED)
+            self._on_link_restored()
+
+    def _on_mission_current(self, progress: MissionProgress) -> None:
+        old = self._snap.mission
+        if progress == old:
+            return
+        self._set(mission=progress)
+        if progress.current != old.current and progress.state == MissionState.ACTIVE:
+            self._event(EventKind.MISSION_ITEM, f"{progress.current}/{progress.total}")
+        if progress.state == MissionState.COMPLETE and old.state != MissionState.COMPLETE:
+            self._event(EventKind.MISSION_COMPLETE, f"{progress.current}/{progress.total}")
+
+    def _on_text(self, at: float, severity: int, text: str) -> None:
+        text = text.strip()
+        self._texts.append((at, severity, text))
+        self._set(status_text=text)
+        self._event(EventKind.STATUS_TEXT, text)
+
+    def check_link(self, now_s: float, timeout_s: float) -> None:
+        """Called periodically by the fleet: declare the link lost when heartbeats stop."""
+        if self._snap.link_alive and now_s - self.heartbeat_at_s > timeout_s:
+            log.warning("%s: link lost (no heartbeat for %.1f s)", self._snap.vehicle_id, now_s - self.heartbeat_at_s)
+            self._set(link_alive=False)
+            self._event(EventKind.LINK_LOST, f"no heartbeat for {now_s - self.heartbeat_at_s:.1f} s")
+            self._publish()
+
+    def _publish(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self._snap = replace(self._snap, heartbeat_age_s=max(0.0, time.monotonic() - self.heartbeat_at_s))
+            self.snapshots.set(self._snap)
+
+    def current(self) -> VehicleState:
+        return replace(self._snap, heartbeat_age_s=max(0.0, time.monotonic() - self.heartbeat_at_s))
+
+    def reasons_since(self, t0_s: float) -> str:
+        """PX4's explanation for something that happened after t0: its warning-or-worse status
+        texts since then (PX4 sends them next to the COMMAND_ACK), else any text since then."""
+        recent = [(sev, text) for at, sev, text in self._texts if at >= t0_s and text]
+        important = [text for sev, text in recent if sev >= _STATUS_WARNING] or [text for _, text in recent]
+        return "; ".join(dict.fromkeys(important))
+
+    def ack_since(self, command: int, t0_s: float) -> int | None:
+        """The MAV_RESULT of the last COMMAND_ACK for `command` received after t0, if any."""
+        at, result = self._acks.get(command, (-math.inf, 0))
+        return result if at >= t0_s else None
+
+    def has_text_since(self, t0_s: float) -> bool:
+        return any(at >= t0_s for at, _, _ in self._texts)

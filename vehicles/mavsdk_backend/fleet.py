@@ -1,0 +1,200 @@
+"""One MAVSDK instance on one UDP port serving the whole fleet.
+
+Every PX4 instance (and every built-in simulated vehicle) sends its GCS link to the same port; MAVSDK
+tells them apart by system id. A vehicle appears when its system id is first heard; MAV_TYPE says
+drone or rover. Our side is configured as a ground station, so MAVSDK's heartbeat is MAV_TYPE_GCS:
+PX4 sends STATUSTEXT (the reasons for refusals) only to a GCS-type peer.
+
+    async with MavsdkFleet("udpin://0.0.0.0:14550", fleet_config={1: "drone-1"}, speed_factor=10) as fleet:
+        drone = await fleet.vehicle("drone-1", timeout_s=30)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from mavsdk import LogLevel, log_subscribe
+from mavsdk.asyncio import ComponentType, Configuration, Mavsdk, MavsdkConnectionError
+from mavsdk.vehicle import Vehicle as MavsdkVehicleType
+
+from vehicles.base import EventKind, VehicleEvent, VehicleKind
+from vehicles.errors import ConnectionFailed, UnknownVehicle
+from vehicles.mavsdk_backend.vehicle import MavsdkVehicle
+from vehicles.streams import Fanout, Latest, Subscription
+
+log = logging.getLogger(__name__)
+mavsdk_log = logging.getLogger("vehicles.mavsdk")
+
+DEFAULT_URL = "udpin://0.0.0.0:14550"
+_LOG_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
+               LogLevel.WARN: logging.WARNING, LogLevel.ERROR: logging.ERROR}
+
+
+def _route_mavsdk_log(level: Any, message: str, _file: str | None, _line: int) -> bool:
+    # MAVSDK prints to stdout by default; send it to logging instead (True = handled).
+    mavsdk_log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", message)
+    return True
+
+
+class MavsdkFleet:
+    """The fleet as seen on one MAVLink endpoint.
+
+    `fleet_config` maps system ids to vehicle ids (others get "sys<id>"). `speed_factor` is how much
+    faster than real time the vehicles run: every timeout (given in vehicle seconds) is divided by
+    it, never below `min_wall_timeout_s`. The link counts as lost after `link_timeout_s` (vehicle
+    seconds, same scaling) without a HEARTBEAT.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, *, fleet_config: Mapping[int, str] | None = None,
+                 speed_factor: float = 1.0, link_timeout_s: float = 3.0, min_wall_timeout_s: float = 2.0) -> None:
+        if speed_factor <= 0:
+            raise ValueError(f"speed_factor must be positive, got {speed_factor}")
+        self.url = url
+        self.speed_factor = speed_factor
+        self._config = dict(fleet_config or {})
+        self._link_timeout_s = link_timeout_s
+        self._min_wall_s = min_wall_timeout_s
+        self._vehicles: dict[int, MavsdkVehicle] = {}
+        self._roster: Latest[int] = Latest(0)  # bumped on every discovery
+        self._discoveries: Fanout[MavsdkVehicle] = Fanout()
+        self._events: Fanout[VehicleEvent] = Fanout(1024)
+        self._mavsdk: Any = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._stack = contextlib.AsyncExitStack()
+
+    # ---- lifecycle ----
+
+    async def __aenter__(self) -> Self:
+        log_subscribe(_route_mavsdk_log)
+        config = Configuration.create_with_component_type(ComponentType.GROUND_STATION)
+        self._mavsdk = Mavsdk(config)
+        try:
+            await self._mavsdk.add_any_connection(self.url)
+        except MavsdkConnectionError as e:
+            await asyncio.to_thread(self._mavsdk.destroy)
+            raise ConnectionFailed(self.url, str(e)) from e
+        await self._stack.__aenter__()
+        self._tasks = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._stack.push_async_callback(self._shutdown)
+        self.spawn(self._discover(), "fleet-discovery")
+        self.spawn(self._watch_links(), "fleet-link-watch")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    async def _shutdown(self) -> None:
+        # Runs before the TaskGroup exits: stop our loops, then MAVSDK (which joins its threads).
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        for vehicle in self._vehicles.values():
+            vehicle.close()
+        await asyncio.to_thread(self._mavsdk.destroy)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a background job of the fleet under its TaskGroup."""
+        if self._tasks is None:
+            coro.close()
+            raise RuntimeError("fleet not entered (use `async with MavsdkFleet(...)`)")
+        task = self._tasks.create_task(coro, name=name)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def wall_s(self, vehicle_s: float, *, floor_s: float | None = None) -> float:
+        """A duration in vehicle time -> wall seconds to wait."""
+        return max(vehicle_s / self.speed_factor, self._min_wall_s if floor_s is None else floor_s)
+
+    # ---- the fleet ----
+
+    @property
+    def vehicles(self) -> Mapping[int, MavsdkVehicle]:
+        """Vehicles heard so far, by system id."""
+        return dict(self._vehicles)
+
+    def _find(self, key: int | str) -> MavsdkVehicle | None:
+        if isinstance(key, int):
+            return self._vehicles.get(key)
+        return next((v for v in self._vehicles.values() if v.vehicle_id == key), None)
+
+    async def vehicle(self, key: int | str, timeout_s: float = 30.0) -> MavsdkVehicle:
+        """The vehicle with this system id or vehicle id, waiting for it to be heard."""
+        try:
+            async with asyncio.timeout(self.wall_s(timeout_s)):
+                async for _ in self._roster.changes():
+                    found = self._find(key)
+                    if found is not None:
+                        return found
+        except TimeoutError:
+            known: list[str | int] = [v.vehicle_id for v in self._vehicles.values()]
+            raise UnknownVehicle(key, known) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def discoveries(self) -> AsyncIterator[MavsdkVehicle]:
+        """Every vehicle: those already heard, then each new one as it appears."""
+        new = self._discoveries.subscribe()
+        for vehicle in list(self._vehicles.values()):
+            yield vehicle
+        async for vehicle in new:
+            yield vehicle
+
+    def events(self) -> Subscription[VehicleEvent]:
+        """Events of all vehicles (bounded; a slow reader loses the oldest)."""
+        return self._events.subscribe()
+
+    # ---- background jobs ----
+
+    async def _discover(self) -> None:
+        ticks = aiter(self._mavsdk.on_new_system())
+        # The generator subscribes on its first step: start that step before looking at the
+        # systems already known, so a system heard in between still produces a tick.
+        next_tick = asyncio.ensure_future(anext(ticks))
+        try:
+            await asyncio.sleep(0)
+            while True:
+                await self._adopt_new_systems()
+                await next_tick
+                next_tick = asyncio.ensure_future(anext(ticks))
+        finally:
+            next_tick.cancel()
+
+    async def _adopt_new_systems(self) -> None:
+        for system in await self._mavsdk.get_systems():
+            sysid = int(await system.get_system_id())
+            if sysid in self._vehicles or not await system.has_autopilot():
+                continue
+            kind = self._kind_of(await system.vehicle_type())
+            vehicle_id = self._config.get(sysid, f"sys{sysid}")
+            # The asyncio System wraps the ctypes one that MAVSDK's plugins take.
+            vehicle = MavsdkVehicle(self, system._system, vehicle_id, sysid, kind)
+            self._vehicles[sysid] = vehicle
+            log.info("discovered %s (sysid %d, %s)", vehicle_id, sysid, kind)
+            self._discoveries.publish(vehicle)
+            self._events.publish(VehicleEvent(vehicle_id, EventKind.DISCOVERED, kind))
+            self._roster.set(len(self._vehicles))
+
+    @staticmethod
+    def _kind_of(mavsdk_type: Any) -> VehicleKind:
+        # MAVSDK folds MAV_TYPE into MULTICOPTER / ROVER; the first HEARTBEAT refines it (px4.kind_of_mav_type).
+        if mavsdk_type == MavsdkVehicleType.ROVER:
+            return "rover"
+        return "drone"
+
+    async def _watch_links(self) -> None:
+        timeout_s = self.wall_s(self._link_timeout_s)
+        period_s = min(0.25, timeout_s / 4)
+        while True:
+            await asyncio.sleep(period_s)
+            now = time.monotonic()
+            for vehicle in self._vehicles.values():
+                vehicle._tracker.check_link(now, timeout_s)
+

@@ -1,0 +1,347 @@
+"""One PX4 vehicle behind the fleet's MAVSDK instance: commands that return once PX4 did them.
+
+Which MAVSDK piece does what, and why:
+- Action: arm, disarm, land, return, goto (DO_REPOSITION in GLOBAL_INT with AMSL altitude, as PX4
+  requires). MAVSDK fills the "unset" NaN parameters, which MavlinkDirect's JSON cannot carry.
+- MavlinkDirect for DO_SET_MODE (pause = Hold, resume = Mission): PX4 ACKs DO_SET_MODE even when it
+  does not switch, so every mode change is confirmed by the HEARTBEAT's custom_mode instead.
+- MavlinkDirect for MISSION_START: MAVSDK's start_mission is a mode switch, which PX4 accepts and
+  ignores for an infeasible mission; MISSION_START is DENIED with "Mission start denied! ..." and,
+  on a valid mission, arms the vehicle itself.
+- MavlinkDirect for DO_GRIPPER: PX4 answers IN_PROGRESS then ACCEPTED, and we want its MAV_RESULT.
+- MissionRaw for mission and fence upload (PX4's own item encoding, see `vehicles.px4`), Geofence
+  for clearing the fence, Param for parameters.
+Reasons: PX4 explains refusals only in STATUSTEXT (to a GCS-type peer, which our MAVSDK
+configuration is); they are attached to `CommandRejected.reason`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mavsdk.plugins.action import Action, ActionResult
+from mavsdk.plugins.geofence import Geofence, GeofenceResult
+from mavsdk.plugins.mavlink_direct import MavlinkDirect, MavlinkDirectResult, MavlinkMessage
+from mavsdk.plugins.mission_raw import MissionItem as RawMissionItem
+from mavsdk.plugins.mission_raw import MissionRaw, MissionRawResult
+from mavsdk.plugins.param import Param, ParamError
+from mavsdk.plugins.telemetry import Telemetry
+
+from vehicles import px4
+from vehicles.base import (
+    GeofenceItem,
+    MissionItem,
+    MissionState,
+    TakeOff,
+    VehicleEvent,
+    VehicleKind,
+    VehicleState,
+)
+from vehicles.errors import (
+    CommandRejected,
+    CommandTimeout,
+    GeofenceUploadFailed,
+    LinkLost,
+    MissionUploadFailed,
+    NotReady,
+)
+from vehicles.mavsdk_backend._bridge import call_with_callback
+from vehicles.mavsdk_backend._telemetry import Tracker
+from vehicles.streams import Subscription
+
+if TYPE_CHECKING:
+    from vehicles.base import Vehicle
+    from vehicles.mavsdk_backend.fleet import MavsdkFleet
+
+log = logging.getLogger(__name__)
+
+GCS_COMPONENT_ID = 1  # PX4's autopilot component
+_HOLD = px4.mode_number("HOLD")
+_MISSION = px4.mode_number("MISSION")
+_RTL = px4.mode_number("RTL")
+_LAND = px4.mode_number("LAND")
+# Default timeouts in vehicle seconds (divided by the fleet's speed factor, with a wall floor).
+COMMAND_TIMEOUT_S = 10.0
+CONFIRM_TIMEOUT_S = 5.0  # PX4 shows a new mode in its next 1 Hz HEARTBEAT
+UPLOAD_TIMEOUT_S = 30.0
+
+
+class MavsdkVehicle:
+    """A `vehicles.base.Vehicle` on MAVSDK. Created by `MavsdkFleet` when its system id is heard."""
+
+    def __init__(self, fleet: MavsdkFleet, system: Any, vehicle_id: str, sysid: int, kind: VehicleKind) -> None:
+        self._fleet = fleet
+        self._system = system  # the mavsdk (ctypes) System; plugins below keep it alive
+        self._vehicle_id = vehicle_id
+        self._sysid = sysid
+        self._action = Action(system)
+        self._direct = MavlinkDirect(system)
+        self._mission = MissionRaw(system)
+        self._geofence = Geofence(system)
+        self._telemetry = Telemetry(system)
+        self._param: Param | None = None  # created on first use: it fetches nothing until asked
+        loop = asyncio.get_running_loop()
+        self._tracker = Tracker(vehicle_id, sysid, kind, loop, self._on_link_restored, fleet._events)
+        self._tracker.subscribe(self._telemetry, self._direct)
+        self._mission_total = 0
+
+    def close(self) -> None:
+        self._tracker.inbox.close()
+
+    # ---- identity and state ----
+
+    @property
+    def vehicle_id(self) -> str:
+        return self._vehicle_id
+
+    @property
+    def sysid(self) -> int:
+        return self._sysid
+
+    @property
+    def kind(self) -> VehicleKind:
+        return self._tracker.snap.kind
+
+    @property
+    def state(self) -> VehicleState:
+        return self._tracker.current()
+
+    def states(self) -> AsyncIterator[VehicleState]:
+        return self._tracker.snapshots.changes()
+
+    def events(self) -> Subscription[VehicleEvent]:
+        return self._tracker.events.subscribe()
+
+    def __repr__(self) -> str:
+        s = self._tracker.snap
+        return f"<MavsdkVehicle {self._vehicle_id} sysid={self._sysid} {s.kind} {s.mode} armed={s.armed}>"
+
+    async def wait_for(self, predicate: Callable[[VehicleState], bool], timeout_s: float,
+                       what: str = "condition", *, fail_on_link_loss: bool = True) -> VehicleState:
+        """Until `predicate(state)` holds. Raises CommandTimeout, or LinkLost if heartbeats stop
+        first (unless `fail_on_link_loss` is false)."""
+        wall_s = self._fleet.wall_s(timeout_s)
+        try:
+            async with asyncio.timeout(wall_s):
+                async for snap in self._tracker.snapshots.changes():
+                    if predicate(snap):
+                        return snap
+                    if fail_on_link_loss and not snap.link_alive and self._tracker.heartbeats:
+                        raise LinkLost(self._vehicle_id)
+        except TimeoutError:
+            raise CommandTimeout(what, timeout_s) from None
+        raise AssertionError("unreachable: snapshot stream ended")  # pragma: no cover
+
+    async def wait_ready(self, timeout_s: float = 30.0) -> VehicleState:
+        return await self.wait_for(
+            lambda s: s.link_alive and s.position is not None and s.home is not None, timeout_s,
+            "wait_ready (position, home and link)")
+
+    # ---- commands ----
+
+    async def arm(self, *, timeout_s: float | None = None) -> None:
+        t0 = await self._action_call("arm", px4.MAV_CMD_COMPONENT_ARM_DISARM, self._action.arm_async, timeout_s)
+        await self._confirm("arm", lambda s: s.armed, t0)
+
+    async def disarm(self, *, timeout_s: float | None = None) -> None:
+        t0 = await self._action_call("disarm", px4.MAV_CMD_COMPONENT_ARM_DISARM, self._action.disarm_async, timeout_s)
+        await self._confirm("disarm", lambda s: not s.armed, t0)
+
+    async def land(self, *, timeout_s: float | None = None) -> None:
+        t0 = await self._action_call("land", px4.MAV_CMD_NAV_LAND, self._action.land_async, timeout_s)
+        await self._confirm("land", lambda s: s.custom_mode == _LAND, t0)
+
+    async def return_to_launch(self, *, timeout_s: float | None = None) -> None:
+        t0 = await self._action_call("return_to_launch", px4.MAV_CMD_NAV_RETURN_TO_LAUNCH,
+                                     self._action.return_to_launch_async, timeout_s)
+        await self._confirm("return_to_launch", lambda s: s.custom_mode == _RTL, t0)
+
+    async def goto(self, lat: float, lon: float, alt_m: float, *, timeout_s: float | None = None) -> None:
+        home = self._tracker.snap.home
+        if home is None:
+            raise NotReady(self._vehicle_id, "home position unknown (goto altitudes are above home)")
+        alt_amsl_m = home.alt_amsl_m + (alt_m if self.kind == "drone" else 0.0)
+        t0 = await self._action_call(
+            "goto", px4.MAV_CMD_DO_REPOSITION, lambda cb: self._action.goto_location_async(lat, lon, alt_amsl_m, math.nan, cb), timeout_s)
+        await self._confirm("goto", lambda s: s.custom_mode == _HOLD, t0)
+
+    async def pause(self, *, timeout_s: float | None = None) -> None:
+        await self.set_mode("HOLD", timeout_s=timeout_s)
+
+    async def resume(self, *, timeout_s: float | None = None) -> None:
+        await self.set_mode("MISSION", timeout_s=timeout_s)
+
+    async def set_mode(self, name: str, *, timeout_s: float | None = None) -> None:
+        """DO_SET_MODE, confirmed by the HEARTBEAT (PX4 ACKs modes it does not take)."""
+        target = px4.mode_number(name)
+        main_mode, sub_mode = px4.decode_mode(target)
+        what = f"set_mode {name.upper()}"
+        t0 = await self._command_long(what, px4.MAV_CMD_DO_SET_MODE,
+                                      (px4.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, main_mode, sub_mode), timeout_s)
+        await self._confirm(what, lambda s: s.custom_mode == target, t0)
+
+    async def start_mission(self, *, timeout_s: float | None = None) -> None:
+        """MISSION_START from the first item; PX4 arms by itself when disarmed."""
+        t0 = await self._command_long("start_mission", px4.MAV_CMD_MISSION_START, (0, 0), timeout_s)
+        await self._confirm(
+            "start_mission",
+            lambda s: s.armed and (s.custom_mode == _MISSION or s.mission.state == MissionState.COMPLETE), t0)
+
+    async def release_payload(self, *, timeout_s: float | None = None) -> None:
+        await self._command_long("release_payload", px4.MAV_CMD_DO_GRIPPER,
+                                 (1, px4.GRIPPER_ACTION_RELEASE), timeout_s)
+
+    async def request_message(self, message_id: int, *, timeout_s: float | None = None) -> None:
+        await self._command_long(f"request_message {message_id}", 512, (message_id,), timeout_s)
+
+    async def set_param(self, name: str, value: int | float, *, timeout_s: float | None = None) -> None:
+        # Param has no callback API in mavsdk 4: its blocking call goes to a worker thread.
+        if self._param is None:
+            self._param = Param(self._system)
+        param = self._param
+        setter = param.set_param_int if isinstance(value, int) else param.set_param_float
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(self._fleet.wall_s(timeout_s or COMMAND_TIMEOUT_S)):
+                await asyncio.to_thread(setter, name, value)
+        except TimeoutError:
+            raise self._lost_or(CommandTimeout(f"set_param {name}", timeout_s or COMMAND_TIMEOUT_S)) from None
+        except ParamError as e:
+            raise CommandRejected(f"set_param {name}", e.result.name, self._tracker.reasons_since(t0)) from e
+
+    # ---- mission and fence ----
+
+    async def upload_mission(self, items: Sequence[MissionItem], *, timeout_s: float | None = None) -> None:
+        snap = self._tracker.snap
+        takeoff_at = (snap.position.lat_deg, snap.position.lon_deg) if snap.position else None
+        if takeoff_at is None and any(isinstance(i, TakeOff) for i in items):
+            raise NotReady(self._vehicle_id, "position unknown (a TakeOff item takes off from here)")
+        raw = px4.mission_items(items, self.kind, takeoff_at=takeoff_at)
+        await self._upload("mission", self._mission.upload_mission_async, raw, timeout_s)
+        self._mission_total = len(raw)
+
+    async def clear_mission(self, *, timeout_s: float | None = None) -> None:
+        await self._transfer("clear mission", self._mission.clear_mission_async, timeout_s, MissionUploadFailed)
+        self._mission_total = 0
+
+    async def upload_geofence(self, fence: Sequence[GeofenceItem], *, timeout_s: float | None = None) -> None:
+        raw = px4.fence_items(fence)
+        await self._upload("geofence", self._mission.upload_geofence_async, raw, timeout_s)
+
+    async def clear_geofence(self, *, timeout_s: float | None = None) -> None:
+        await self._transfer("clear geofence", self._geofence.clear_geofence_async, timeout_s, GeofenceUploadFailed)
+
+    async def _upload(self, what: str, start: Callable[..., None], raw: Sequence[px4.RawItem],
+                      timeout_s: float | None) -> None:
+        items = [RawMissionItem(r.seq, r.frame, r.command, r.current, r.autocontinue, r.param1, r.param2,
+                                r.param3, r.param4, r.x, r.y, r.z, r.mission_type) for r in raw]
+        error = MissionUploadFailed if what == "mission" else GeofenceUploadFailed
+        await self._transfer(f"upload {what}", lambda cb: start(items, cb), timeout_s, error)
+
+    async def _transfer(self, what: str, start: Callable[[Callable[..., None]], object], timeout_s: float | None,
+                        error: type[MissionUploadFailed] | type[GeofenceUploadFailed]) -> None:
+        timeout_s = timeout_s or UPLOAD_TIMEOUT_S
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
+                (result,) = await call_with_callback(start)
+        except TimeoutError:
+            raise self._lost_or(error("TIMEOUT", f"{what}: no answer within {timeout_s:.0f} s")) from None
+        if result not in (MissionRawResult.SUCCESS, GeofenceResult.SUCCESS):
+            if not self._tracker.snap.link_alive:
+                raise LinkLost(self._vehicle_id)
+            reason = await self._reason(t0)
+            raise error(result.name, reason)
+
+    # ---- plumbing ----
+
+    async def _action_call(self, what: str, command: int, start: Callable[[Callable[..., None]], object],
+                           timeout_s: float | None) -> float:
+        """Run an Action `*_async` call; returns when ACCEPTED (time sent), raises otherwise."""
+        timeout_s = timeout_s or COMMAND_TIMEOUT_S
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
+                (result,) = await call_with_callback(start)
+        except TimeoutError:
+            raise self._lost_or(CommandTimeout(what, timeout_s)) from None
+        if result == ActionResult.SUCCESS:
+            return t0
+        if result in (ActionResult.NO_SYSTEM, ActionResult.CONNECTION_ERROR) or not self._tracker.snap.link_alive:
+            raise LinkLost(self._vehicle_id)
+        if result == ActionResult.TIMEOUT:
+            raise CommandTimeout(what, timeout_s)
+        reason = await self._reason(t0)
+        ack = self._tracker.ack_since(command, t0)
+        raise CommandRejected(what, result.name if ack is None else px4.result_name(ack), reason)
+
+    async def _command_long(self, what: str, command: int, params: Sequence[float],
+                            timeout_s: float | None) -> float:
+        """COMMAND_LONG via MavlinkDirect; waits for the final ACK (past IN_PROGRESS)."""
+        timeout_s = timeout_s or COMMAND_TIMEOUT_S
+        fields: dict[str, float] = {"target_system": self._sysid, "target_component": GCS_COMPONENT_ID,
+                                    "command": command, "confirmation": 0}
+        for i in range(7):
+            fields[f"param{i + 1}"] = float(params[i]) if i < len(params) else 0.0
+        message = MavlinkMessage("COMMAND_LONG", 0, 0, self._sysid, GCS_COMPONENT_ID, json.dumps(fields))
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
+                result, ack = await call_with_callback(lambda cb: self._direct.send_command_async(message, cb))
+        except TimeoutError:
+            raise self._lost_or(CommandTimeout(what, timeout_s)) from None
+        if result != MavlinkDirectResult.SUCCESS:
+            if result == MavlinkDirectResult.TIMEOUT and self._tracker.snap.link_alive:
+                raise CommandTimeout(what, timeout_s)
+            if not self._tracker.snap.link_alive or result in (MavlinkDirectResult.NO_SYSTEM,
+                                                                MavlinkDirectResult.CONNECTION_ERROR):
+                raise LinkLost(self._vehicle_id)
+            raise CommandRejected(what, result.name, "")
+        mav_result = int(json.loads(ack.fields_json)["result"])
+        if mav_result != 0:
+            raise CommandRejected(what, px4.result_name(mav_result), await self._reason(t0))
+        return t0
+
+    async def _confirm(self, what: str, predicate: Callable[[VehicleState], bool], t0: float) -> None:
+        """After an ACCEPTED command: until the HEARTBEAT shows its effect, or CommandRejected."""
+        try:
+            await self.wait_for(predicate, CONFIRM_TIMEOUT_S, what)
+        except CommandTimeout:
+            raise CommandRejected(what, "NOT_TAKEN", self._tracker.reasons_since(t0)) from None
+
+    async def _reason(self, t0: float) -> str:
+        """PX4's reason text; it can trail the ACK by a moment, so give it a short grace."""
+        if not self._tracker.has_text_since(t0):
+            try:
+                async with asyncio.timeout(self._fleet.wall_s(1.0, floor_s=0.5)):
+                    async for _ in self._tracker.snapshots.changes(include_current=False):
+                        if self._tracker.has_text_since(t0):
+                            break
+            except TimeoutError:
+                pass
+        return self._tracker.reasons_since(t0)
+
+    def _lost_or(self, error: Exception) -> Exception:
+        return error if self._tracker.snap.link_alive else LinkLost(self._vehicle_id)
+
+    def _on_link_restored(self) -> None:
+        # The vehicle may have flown on (failsafe) while we could not hear it: mode and armed come
+        # with every HEARTBEAT; ask again for home and mission progress, which come rarely.
+        self._fleet.spawn(self._resync(), f"resync-{self._vehicle_id}")
+
+    async def _resync(self) -> None:
+        for message_id in (242, 42):  # HOME_POSITION, MISSION_CURRENT
+            try:
+                await self.request_message(message_id)
+            except (CommandRejected, CommandTimeout, LinkLost) as e:
+                log.info("%s: resync of message %d failed: %s", self._vehicle_id, message_id, e)
+
+
+if TYPE_CHECKING:
+    _conforms: type[Vehicle] = MavsdkVehicle  # mypy checks the backend against the protocol
