@@ -2,20 +2,29 @@
 
 For each fleet size N (default 50, 200, 500) and each ground side:
   - "bare":     a bare asyncio + pymavlink receive loop (the peer: the least a Python GCS can do),
-  - "vehicles": our `vehicles` MAVSDK backend (MavsdkFleet, one MAVSDK instance for the whole fleet),
-the simulator (`sitl.SimFleet`, N vehicles in ONE other process) streams every vehicle's GCS link at
-PX4's default rates to the ground process's one UDP port. Printed per N and ground side:
-  - MAVLink messages/s the simulator sent on the GCS links vs messages/s the ground side received (loss);
-    for MAVSDK, which owns its socket, the loss comes from the kernel's drop counter of that socket
-    (/proc/net/udp, datagrams), turned into messages with the measured messages per datagram;
-  - the round trip of a cheap command (COMMAND_LONG REQUEST_MESSAGE(AUTOPILOT_VERSION) -> COMMAND_ACK),
-    sent round-robin to the vehicles at --cmd-rate per second, one outstanding per vehicle: p50/p95/max;
-  - CPU (% of one core) and RSS of the ground process (pinned to one core unless --no-pin).
+  - "vehicles": our `vehicles` MAVSDK backend (MavsdkFleet),
+the simulator (`sitl.SimFleet`, all N vehicles in ONE other process) streams every vehicle's GCS link at
+PX4's default rates for a "Normal" mavlink instance (stream profile "px4", ~55 messages/s per vehicle) to
+the ground process. The simulated API (onboard) links are stopped with SET_MESSAGE_INTERVAL -1: they would
+stream ~400 messages/s per vehicle to ports nobody reads. One MAVLink network addresses at most 254
+vehicles (system ids), so fleets above --shard-size (250) are split into shards, each with its own ground
+UDP port (and, for "vehicles", its own MavsdkFleet) in the same ground process.
+
+Printed per N and ground side:
+  - MAVLink messages/s the simulator sent on the GCS links vs messages/s the ground side received; the
+    loss is what the kernel dropped at the ground sockets (/proc/net/udp drop counter of our own sockets:
+    on localhost a datagram is lost only there), in messages via the messages per datagram the bare peer
+    counted at the same N (MAVSDK owns its socket and does not tell);
+  - the round trip of a cheap command (COMMAND_LONG REQUEST_MESSAGE(AUTOPILOT_VERSION) -> COMMAND_ACK; for
+    "vehicles" `MavsdkVehicle.request_message`), round-robin at --cmd-rate per second, one outstanding per
+    vehicle: p50 / p95 / max, and how many failed (no ACK within 2 s);
+  - CPU (% of one core) and RSS of the ground process (pinned to one core unless --no-pin); the simulator's
+    achieved speed and CPU, to show whether it kept up.
 Targets: 500 vehicles with < 1 % loss, p95 round trip < 100 ms on one core, RSS per vehicle < 5 MB.
 
-Both sides count over the same wall-clock window [t0, t1], fixed by the driver, so the sent and received
-figures compare like for like. Each run is bounded (startup + window + grace) and its processes are
-killed (process groups) whatever happens.
+Both sides count over the same wall-clock window [t0, t1] fixed by the driver. Each run is bounded
+(startup + window + 2 s + 15 s grace) and its processes (own process groups) are killed whatever happens.
+All ports are free ports on 127.0.0.1, never PX4's defaults.
 
 Run from the repository root:  python -m bench.fleet_scale [--sizes 50 200 500] [--seconds 8]
 """
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -42,6 +52,7 @@ CMD_REQUEST_MESSAGE = 512
 MSG_AUTOPILOT_VERSION = 148
 GCS_SYSID, GCS_COMPID = 255, 190
 CMD_TIMEOUT_S = 2.0
+SHARD_SIZE = 250
 
 
 # --- ports ---------------------------------------------------------------------------------------
@@ -53,7 +64,7 @@ def free_udp_block(n: int, avoid: set[int] | None = None) -> int:
     for _ in range(500):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
+            base = int(probe.getsockname()[1])
         if base + n > 65535 or any(p in avoid for p in range(base, base + n)):
             continue
         socks: list[socket.socket] = []
@@ -71,22 +82,40 @@ def free_udp_block(n: int, avoid: set[int] | None = None) -> int:
     raise RuntimeError(f"no block of {n} free UDP ports")
 
 
-def socket_drops(port: int) -> int | None:
-    """Datagrams the kernel dropped for the UDP socket bound to `port` (last column of /proc/net/udp)."""
+def socket_drops(ports: list[int]) -> dict[int, int] | None:
+    """Datagrams the kernel dropped, per socket inode, for OUR UDP sockets bound to `ports`.
+
+    From /proc/net/udp (last column); only sockets this process holds count (matched by inode), so a
+    stranger's socket on the same port number cannot skew the figure.
+    """
     try:
         lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+        mine = set()
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/self/fd/{fd}")
+                if target.startswith("socket:["):
+                    mine.add(int(target[8:-1]))
     except OSError:
         return None
-    total = None
+    wanted = set(ports)
+    drops: dict[int, int] = {}
     for line in lines:
         fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port:
-            total = (total or 0) + int(fields[-1])
-    return total
+        inode = int(fields[9])
+        if inode in mine and int(fields[1].rsplit(":", 1)[1], 16) in wanted:
+            drops[inode] = int(fields[-1])
+    return drops
+
+
+def drops_between(before: dict[int, int] | None, after: dict[int, int] | None) -> int | None:
+    if before is None or after is None:
+        return None
+    return sum(n - before.get(inode, 0) for inode, n in after.items())
 
 
 def process_usage() -> tuple[float, int]:
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     proc = psutil.Process()
     times = proc.cpu_times()
@@ -111,8 +140,11 @@ async def sleep_until(t_wall: float) -> None:
 class BareGround(asyncio.DatagramProtocol):
     """Decodes every datagram, keeps a small state per vehicle, answers nothing but command ACKs."""
 
-    def __init__(self) -> None:
+    def __init__(self, sources: range) -> None:
         from pymavlink.dialects.v20 import development as mavlink2
+
+        # only our simulator's GCS-link ports: other programs on this host may send to a port we took
+        self.sources = sources
 
         self.m = mavlink2
         self.mav = mavlink2.MAVLink(None, srcSystem=GCS_SYSID, srcComponent=GCS_COMPID)
@@ -130,6 +162,8 @@ class BareGround(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if addr[1] not in self.sources:
+            return
         try:
             msgs = self.mav.parse_buffer(data) or []
         except self.m.MAVError:
@@ -140,6 +174,8 @@ class BareGround(asyncio.DatagramProtocol):
         for msg in msgs:
             sysid = msg.get_srcSystem()
             mtype = msg.get_type()
+            if sysid == 0:  # pymavlink leaves the header of messages it cannot decode (UNKNOWN_<id>) empty
+                continue
             st = self.state.get(sysid)
             if st is None:
                 st = self.state[sysid] = {}
@@ -183,34 +219,54 @@ class BareGround(asyncio.DatagramProtocol):
             await asyncio.sleep(1.0)
 
 
+def _same(ground: BareGround) -> BareGround:
+    return ground
+
+
 async def run_bare(args: argparse.Namespace) -> dict[str, Any]:
     _, rss0 = process_usage()
     loop = asyncio.get_running_loop()
-    ground = BareGround()
-    transport, _ = await loop.create_datagram_endpoint(lambda: ground, local_addr=("127.0.0.1", args.port))
+    grounds: list[BareGround] = []
+    transports: list[asyncio.BaseTransport] = []
+    ports = [sh["port"] for sh in args.shards]
     try:
+        for port, shard in zip(ports, args.shards, strict=True):
+            ground = BareGround(range(shard["gcs_listen"], shard["gcs_listen"] + shard["n"]))
+            endpoint, _ = await loop.create_datagram_endpoint(functools.partial(_same, ground),
+                                                              local_addr=("127.0.0.1", port))
+            grounds.append(ground)
+            transports.append(endpoint)
         async with asyncio.TaskGroup() as tg:
-            hb = tg.create_task(ground.heartbeats(), name="bare-heartbeats")
+            hbs = [tg.create_task(g.heartbeats(), name=f"bare-heartbeats-{k}") for k, g in enumerate(grounds)]
             await sleep_until(args.t0)
-            drops0 = socket_drops(args.port)
+            drops0 = socket_drops(ports)
             cpu0, _ = process_usage()
-            ground.counting = True
+            for g in grounds:
+                g.counting = True
             end: dict[str, Any] = {}
 
             def window_end() -> None:
-                ground.counting = False
+                for g in grounds:
+                    g.counting = False
                 end["cpu"], end["rss"] = process_usage()
-                end["drops"] = socket_drops(args.port)
+                end["drops"] = socket_drops(ports)
 
-            rtts, timeouts = await command_loop(args, lambda: list(ground.addr), ground.request, window_end)
-            hb.cancel()
+            rtts, timeouts = await command_loop(
+                args,
+                lambda: [(k, sysid) for k, g in enumerate(grounds) for sysid in g.addr],
+                lambda key: grounds[key[0]].request(key[1]),
+                window_end,
+            )
+            for hb in hbs:
+                hb.cancel()
     finally:
-        transport.close()
+        for open_endpoint in transports:
+            open_endpoint.close()
     return {
-        "vehicles_seen": len(ground.state),
-        "received": ground.received,
-        "datagrams": ground.datagrams,
-        "drops": None if drops0 is None or end["drops"] is None else end["drops"] - drops0,
+        "vehicles_seen": sum(len(g.state) for g in grounds),
+        "received": sum(g.received for g in grounds),
+        "datagrams": sum(g.datagrams for g in grounds),
+        "drops": drops_between(drops0, end["drops"]),
         "rtts": rtts,
         "timeouts": timeouts,
         "cpu_s": end["cpu"] - cpu0,
@@ -219,8 +275,11 @@ async def run_bare(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+Key = tuple[int, int]  # (shard, system id)
+
+
 async def command_loop(
-    args: argparse.Namespace, targets: Callable[[], list[int]], request: Callable[[int], Awaitable[float]],
+    args: argparse.Namespace, targets: Callable[[], list[Key]], request: Callable[[Key], Awaitable[float]],
     on_window_end: Callable[[], None],
 ) -> tuple[list[float], int]:
     """REQUEST_MESSAGE round-robin at args.cmd_rate per second until t1, one outstanding per vehicle.
@@ -229,29 +288,29 @@ async def command_loop(
     """
     rtts: list[float] = []
     timeouts = 0
-    busy: set[int] = set()
+    busy: set[Key] = set()
 
-    async def one(sysid: int) -> None:
+    async def one(key: Key) -> None:
         nonlocal timeouts
-        busy.add(sysid)
+        busy.add(key)
         try:
-            rtts.append(await request(sysid))
+            rtts.append(await request(key))
         except Exception:  # a timeout or a refused command: no round trip
             timeouts += 1
         finally:
-            busy.discard(sysid)
+            busy.discard(key)
 
     period = 1.0 / args.cmd_rate
     k = 0
     async with asyncio.TaskGroup() as tg:
         next_at = time.monotonic()
         while time.time() < args.t1:
-            ids = sorted(targets())
-            if ids:
-                sysid = ids[k % len(ids)]
+            keys = sorted(targets())
+            if keys:
+                key = keys[k % len(keys)]
                 k += 1
-                if sysid not in busy:
-                    tg.create_task(one(sysid), name=f"cmd-{sysid}")
+                if key not in busy:
+                    tg.create_task(one(key), name=f"cmd-{key[0]}-{key[1]}")
             next_at += period
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         on_window_end()
@@ -266,13 +325,18 @@ async def run_vehicles(args: argparse.Namespace) -> dict[str, Any]:
     from vehicles.mavsdk_backend import MavsdkFleet
 
     _, rss0 = process_usage()
-    async with MavsdkFleet(f"udpin://127.0.0.1:{args.port}", link_timeout_s=5.0) as fleet:
+    ports = [sh["port"] for sh in args.shards]
+    async with contextlib.AsyncExitStack() as stack:
+        fleets = [
+            await stack.enter_async_context(MavsdkFleet(f"udpin://127.0.0.1:{port}", link_timeout_s=5.0))
+            for port in ports
+        ]
         await sleep_until(args.t0)
-        drops0 = socket_drops(args.port)
+        drops0 = socket_drops(ports)
         cpu0, _ = process_usage()
 
-        async def request(sysid: int) -> float:
-            vehicle = fleet.vehicles[sysid]
+        async def request(key: Key) -> float:
+            vehicle = fleets[key[0]].vehicles[key[1]]
             t = time.perf_counter()
             try:
                 await vehicle.request_message(MSG_AUTOPILOT_VERSION, timeout_s=CMD_TIMEOUT_S)
@@ -284,16 +348,18 @@ async def run_vehicles(args: argparse.Namespace) -> dict[str, Any]:
 
         def window_end() -> None:
             end["cpu"], end["rss"] = process_usage()
-            end["drops"] = socket_drops(args.port)
-            end["tracked"] = sum(1 for v in fleet.vehicles.values() if v.state.link_alive)
-            end["seen"] = len(fleet.vehicles)
+            end["drops"] = socket_drops(ports)
+            end["tracked"] = sum(1 for f in fleets for v in f.vehicles.values() if v.state.link_alive)
+            end["seen"] = sum(len(f.vehicles) for f in fleets)
 
-        rtts, timeouts = await command_loop(args, lambda: list(fleet.vehicles), request, window_end)
+        rtts, timeouts = await command_loop(
+            args, lambda: [(k, sysid) for k, f in enumerate(fleets) for sysid in f.vehicles], request, window_end
+        )
     return {
         "vehicles_seen": end["seen"],
         "vehicles_tracked": end["tracked"],
         "received": None,
-        "drops": None if drops0 is None or end["drops"] is None else end["drops"] - drops0,
+        "drops": drops_between(drops0, end["drops"]),
         "rtts": rtts,
         "timeouts": timeouts,
         "cpu_s": end["cpu"] - cpu0,
@@ -308,36 +374,47 @@ async def run_vehicles(args: argparse.Namespace) -> dict[str, Any]:
 async def run_sim(args: argparse.Namespace) -> dict[str, Any]:
     from sitl import SimFleet, SimPorts, VehicleSpec
 
-    specs = []
-    for i in range(args.n):
-        # a grid 20 m apart near Helsinki; one rover in five
-        lat = 60.16 + (i // 25) * 0.00018
-        lon = 24.93 + (i % 25) * 0.00036
-        specs.append(VehicleSpec("rover" if i % 5 == 4 else "quad", lat, lon, 12.0, instance=i))
-    ports = SimPorts(
-        target_host="127.0.0.1",
-        gcs_target_port=args.port,
-        api_target_base=args.api_target_base,
-        gcs_listen_base=args.gcs_listen_base,
-        api_listen_base=args.api_listen_base,
-    )
-    async with SimFleet(specs, ports=ports, speed_factor=1.0, stream_profile="px4") as fleet:
-        for vehicle in fleet.vehicles:
-            # The bench measures the GCS link: the API (onboard) link, ~400 messages/s per vehicle towards a
-            # port nobody reads, is stopped as a client would stop it (SET_MESSAGE_INTERVAL -1 per stream).
-            if vehicle.api_link is not None:
-                for stream in vehicle.messages.values():
-                    vehicle.set_message_interval(vehicle.api_link, stream.msg_id, -1)
+    async with contextlib.AsyncExitStack() as stack:
+        fleets = []
+        first = 0
+        for shard in args.shards:
+            specs = []
+            for i in range(shard["n"]):
+                # a grid 20 m apart near Helsinki; one rover in five
+                g = first + i
+                lat = 60.16 + (g // 25) * 0.00018
+                lon = 24.93 + (g % 25) * 0.00036
+                specs.append(VehicleSpec("rover" if g % 5 == 4 else "quad", lat, lon, 12.0, instance=i))
+            first += shard["n"]
+            ports = SimPorts(
+                target_host="127.0.0.1",
+                gcs_target_port=shard["port"],
+                api_target_base=shard["api_target"],
+                gcs_listen_base=shard["gcs_listen"],
+                api_listen_base=shard["api_listen"],
+                bind_host="127.0.0.1",
+            )
+            fleet = await stack.enter_async_context(
+                SimFleet(specs, ports=ports, speed_factor=1.0, stream_profile="px4")
+            )
+            fleets.append(fleet)
+            for vehicle in fleet.vehicles:
+                # The bench measures the GCS link: the API (onboard) link, ~400 messages/s per vehicle to a
+                # port nobody reads, is stopped as a client would stop it (SET_MESSAGE_INTERVAL -1 per stream).
+                if vehicle.api_link is not None:
+                    for stream in vehicle.messages.values():
+                        vehicle.set_message_interval(vehicle.api_link, stream.msg_id, -1)
         await sleep_until(args.t0)
-        sent0 = gcs_sent(fleet)
-        stats0 = fleet.stats()
+        sent0 = sum(gcs_sent(f) for f in fleets)
+        stats0 = [f.stats() for f in fleets]
         await sleep_until(args.t1)
-        sent1 = gcs_sent(fleet)
-        stats1 = fleet.stats()
-    sim_s = stats1.sim_time_s - stats0.sim_time_s
-    wall_s = stats1.wall_time_s - stats0.wall_time_s
-    return {"sent": sent1 - sent0, "n": args.n, "achieved_speed": sim_s / wall_s if wall_s > 0 else 0.0,
-            "sim_cpu_pct": 100.0 * (stats1.cpu_time_s - stats0.cpu_time_s) / wall_s if wall_s > 0 else 0.0}
+        sent1 = sum(gcs_sent(f) for f in fleets)
+        stats1 = [f.stats() for f in fleets]
+    sim_s = min(b.sim_time_s - a.sim_time_s for a, b in zip(stats0, stats1, strict=True))
+    wall_s = stats1[0].wall_time_s - stats0[0].wall_time_s
+    cpu_s = stats1[0].cpu_time_s - stats0[0].cpu_time_s  # process CPU time: the same for every fleet
+    return {"sent": sent1 - sent0, "achieved_speed": sim_s / wall_s if wall_s > 0 else 0.0,
+            "sim_cpu_pct": 100.0 * cpu_s / wall_s if wall_s > 0 else 0.0}
 
 
 def gcs_sent(fleet: Any) -> int:
@@ -398,24 +475,29 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 
 
 def run_one(n: int, peer: str, args: argparse.Namespace) -> Row:
-    port = free_udp_block(1)
-    avoid = {port}
-    gcs_listen = free_udp_block(n, avoid)
-    avoid |= set(range(gcs_listen, gcs_listen + n))
-    api_listen = free_udp_block(n, avoid)
-    avoid |= set(range(api_listen, api_listen + n))
-    api_target = free_udp_block(n, avoid)
+    # One MAVLink network addresses at most 254 vehicles (system ids 1..254; 255 is the ground station),
+    # so a larger fleet is split into shards of SHARD_SIZE, each sending to its own ground port.
+    shards: list[dict[str, int]] = []
+    avoid: set[int] = set()
+    left = n
+    while left > 0:
+        size = min(args.shard_size, left)
+        left -= size
+        shard = {"n": size}
+        for name, count in (("port", 1), ("gcs_listen", size), ("api_listen", size), ("api_target", size)):
+            base = free_udp_block(count, avoid)
+            avoid |= set(range(base, base + count))
+            shard[name] = base
+        shards.append(shard)
     startup_s = args.startup_s + n / 100.0
     t0 = time.time() + startup_s
     t1 = t0 + args.seconds
-    common = ["--n", str(n), "--port", str(port), "--t0", repr(t0), "--t1", repr(t1), "--cmd-rate",
-              str(args.cmd_rate)]
+    common = ["--shards", json.dumps(shards), "--t0", repr(t0), "--t1", repr(t1), "--cmd-rate", str(args.cmd_rate)]
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     ground_core = cores[0] if cores and not args.no_pin else None
     sim_core = cores[-1] if len(cores) > 1 and not args.no_pin else None
     ground = _child("_ground", args, [*common, "--peer", peer], ground_core)
-    sim = _child("_sim", args, [*common, "--gcs-listen-base", str(gcs_listen), "--api-listen-base",
-                                str(api_listen), "--api-target-base", str(api_target)], sim_core)
+    sim = _child("_sim", args, common, sim_core)
     deadline = t1 + CMD_TIMEOUT_S + 15.0
     try:
         sim_out, sim_err = _finish(sim, deadline)
@@ -463,29 +545,32 @@ def render(rows: list[Row], args: argparse.Namespace) -> None:
     console = Console(width=max(160, Console().width))
     table = Table(title=f"Fleet scale: ground side vs N simulated vehicles ({args.seconds:.0f} s window each, "
                         f"{args.cmd_rate:g} commands/s)")
-    for col in ("N", "ground side", "seen", "sent msg/s", "recv msg/s", "loss %", "sock drops", "RTT p50 ms",
-                "RTT p95 ms", "RTT max ms", "cmd ok/fail", "CPU % 1 core", "RSS MB", "RSS/vehicle MB", "sim speed / CPU %"):
+    for col in ("N", "ground side", "seen", "sent msg/s", "recv msg/s", "backlog", "drops", "loss %",
+                "RTT p50 ms", "RTT p95 ms", "RTT max ms", "cmd ok/fail", "CPU % 1 core", "RSS MB",
+                "RSS/vehicle MB", "sim speed / CPU %"):
         table.add_column(col, justify="right" if col not in ("ground side",) else "left")
+    # messages per datagram, as the bare peer counted them (MAVSDK does not tell)
     mpd_by_n = {r.n: r.msgs_per_dgram for r in rows if r.msgs_per_dgram}
     for r in rows:
         sent_rate = None if r.sent is None else r.sent / r.window_s
-        loss: float | None = None
-        recv_rate: float | None = None
+        mpd = mpd_by_n.get(r.n)
+        lost = None if r.drops is None or mpd is None else r.drops * mpd
+        loss = None if lost is None or not r.sent else 100.0 * lost / r.sent
+        recv = "-"
+        backlog = "-"
         if r.received is not None and r.sent:
-            recv_rate = r.received / r.window_s
-            loss = max(0.0, 100.0 * (1.0 - r.received / r.sent))
-        elif r.drops is not None and r.sent and mpd_by_n.get(r.n):
-            # MAVSDK owns its socket: lost messages = dropped datagrams x messages per datagram
-            lost = r.drops * (mpd_by_n[r.n] or 1.0)
-            loss = 100.0 * lost / r.sent
-            recv_rate = (r.sent - lost) / r.window_s
+            recv = f"{r.received / r.window_s:,.0f}"
+            backlog = f"{max(0.0, r.sent - r.received - (lost or 0.0)):,.0f}"
+        elif lost is not None and r.sent:
+            recv = f"{(r.sent - lost) / r.window_s:,.0f} (est.)"
         p50, p95 = _pct(r.rtts, 0.5), _pct(r.rtts, 0.95)
         table.add_row(
             str(r.n), r.peer, str(r.seen),
             "-" if sent_rate is None else f"{sent_rate:,.0f}",
-            "-" if recv_rate is None else f"{recv_rate:,.0f}" + ("" if r.received is not None else " (est.)"),
-            "-" if loss is None else f"{loss:.2f}",
+            recv,
+            backlog,
             "-" if r.drops is None else str(r.drops),
+            "-" if loss is None else f"{loss:.2f}",
             "-" if p50 is None else f"{p50 * 1e3:.1f}",
             "-" if p95 is None else f"{p95 * 1e3:.1f}",
             "-" if not r.rtts else f"{max(r.rtts) * 1e3:.1f}",
@@ -496,10 +581,14 @@ def render(rows: list[Row], args: argparse.Namespace) -> None:
             "-" if r.sim_speed is None else f"{r.sim_speed:.2f} / {r.sim_cpu_pct:.0f}",
         )
     console.print(table)
-    console.print("RSS/vehicle: total RSS / N (in brackets: growth since the process started / N). "
-                  "recv (est.): MAVSDK owns its socket, so received = sent - kernel drops x messages/datagram. "
-                  "sim speed < 1: the simulator process could not keep up (fewer messages offered than PX4's "
-                  "nominal rates).")
+    console.print(
+        "drops: datagrams the kernel dropped at the ground sockets (full receive buffer) = the only loss on "
+        "localhost; loss % = drops x messages per datagram (as the bare peer counted them) / sent. "
+        "backlog: messages sent in the window but still queued when it closed (sent - received - lost; the "
+        "ground side lagging). recv (est.): MAVSDK owns its socket, so received = sent - lost. "
+        "RSS/vehicle: total RSS / N (in brackets: growth since the process started / N). "
+        "sim speed < 1: the simulator could not keep up (fewer messages offered than PX4's nominal rates)."
+    )
     console.print("Targets: loss < 1 %, p95 < 100 ms, RSS/vehicle < 5 MB at N = 500 on one core.")
     for r in rows:
         if r.note:
@@ -517,7 +606,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--startup-s", type=float, default=4.0, help="startup allowance (+ N/100 s)")
     p.add_argument("--cmd-rate", type=float, default=20.0, help="commands per second, round-robin")
     p.add_argument("--no-pin", action="store_true", help="do not pin the ground process to one core")
+    p.add_argument("--shard-size", type=int, default=SHARD_SIZE,
+                   help="vehicles per ground port (at most 254: MAVLink system ids)")
     args = p.parse_args(argv)
+    if not 1 <= args.shard_size <= 254:
+        p.error("--shard-size must be 1..254 (MAVLink system ids)")
     rows = []
     for n in args.sizes:
         for peer in args.peers:
@@ -529,16 +622,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def child_main(role: str, argv: list[str]) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--n", type=int, required=True)
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--shards", type=json.loads, required=True)
     p.add_argument("--t0", type=float, required=True)
     p.add_argument("--t1", type=float, required=True)
     p.add_argument("--cmd-rate", type=float, default=20.0)
     p.add_argument("--peer", default="bare")
     p.add_argument("--core", type=int)
-    p.add_argument("--gcs-listen-base", type=int)
-    p.add_argument("--api-listen-base", type=int)
-    p.add_argument("--api-target-base", type=int)
     args = p.parse_args(argv)
     pin_to_core(args.core)
     if role == "_sim":

@@ -50,7 +50,9 @@ def _group_parts(shapes: Mapping[str, shapely.Polygon], members: list[str]) -> l
 class ObstacleSet:
     """Zones (id -> buffered polygon) as merged obstacles of one visibility graph."""
 
-    def __init__(self, free_area: shapely.Polygon | shapely.MultiPolygon, shapes: Mapping[str, shapely.Polygon]) -> None:
+    def __init__(
+        self, free_area: shapely.Polygon | shapely.MultiPolygon, shapes: Mapping[str, shapely.Polygon]
+    ) -> None:
         self._shapes: dict[str, shapely.Polygon] = dict(shapes)
         self._keys = itertools.count()
         self._group_of: dict[str, int] = {}

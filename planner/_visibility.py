@@ -11,9 +11,11 @@ Invariant kept by every operation (and what a full build establishes):
 * a node is *enabled* when it is convex, inside the flyable area and not inside or on another obstacle;
 * `pairs` holds every mutually tangent pair of enabled nodes, `visible` marks the free ones.
 
-Adding an obstacle only disables nodes and blocks pairs it touches, then tests the new nodes' pairs;
-removing one re-tests only the pairs whose segment touches it and the nodes it covered. Both use
-the same freedom predicate as the full build, so the graph equals the one a rebuild would give.
+Every blocked pair records one *witness*, an obstacle that blocks it. Adding an obstacle disables
+the nodes it covers, blocks (and is witness of) the visible pairs it touches, and tests its own
+nodes' pairs; removing one re-tests only the pairs it witnessed (the others stay blocked by
+theirs) and the nodes it covered. Both use the same freedom predicate as the full build, so the
+graph equals the one a rebuild would give.
 
 Freedom: a pair segment is blocked by any obstacle it touches other than its endpoints' own
 obstacles (touching without entering is conservative but loses nothing: the shortest path then
@@ -23,6 +25,7 @@ obstacle only when it enters its interior (possible for non-convex obstacles onl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,6 +47,9 @@ _TINY_M = 1e-12
 # Witness of a pair that is free, and of one that leaves a non-convex flyable area.
 _FREE = -1
 _AREA = -(2**62)
+# Reach of the rings around both ends a candidate segment is tested in, nearest first: most are
+# blocked within a few obstacle spacings, and short parts make cheap tree queries.
+_STAGES_M = (60.0, 150.0, 350.0)
 
 
 @dataclass
@@ -91,13 +97,19 @@ def _turns(ring: FloatArray) -> FloatArray:
 class VisibilityGraph:
     """Obstacles (keyed by int) inside a flyable area; shortest obstacle-avoiding paths between points."""
 
-    def __init__(self, free_area: shapely.Polygon | shapely.MultiPolygon, obstacles: Iterable[tuple[int, shapely.Polygon]]) -> None:
+    def __init__(
+        self,
+        free_area: shapely.Polygon | shapely.MultiPolygon,
+        obstacles: Iterable[tuple[int, shapely.Polygon]],
+    ) -> None:
         self._area = free_area
         shapely.prepare(self._area)
         hull_area = float(shapely.convex_hull(free_area).area)
         # Inside a convex area any segment between two inside points stays inside.
-        self._area_convex = isinstance(free_area, shapely.Polygon) and not free_area.interiors and (
-            free_area.area >= hull_area * (1 - 1e-12)
+        self._area_convex = (
+            isinstance(free_area, shapely.Polygon)
+            and not free_area.interiors
+            and (free_area.area >= hull_area * (1 - 1e-12))
         )
         cap = 64
         self._xy = np.zeros((cap, 2))
@@ -146,6 +158,7 @@ class VisibilityGraph:
         cap = len(self._xy)
         if need <= cap:
             return
+        cap = max(cap, 64)
         while cap < need:
             cap *= 2
         grow = cap - len(self._xy)
@@ -188,6 +201,8 @@ class VisibilityGraph:
         self._tree_polys = np.array([o.polygon for o in obstacles], dtype=object)
         self._tree_keys = np.array([o.key for o in obstacles], dtype=np.int64)
         self._tree_convex = np.array([o.convex for o in obstacles], dtype=bool)
+        self._tree_order = np.argsort(self._tree_keys, kind="stable")
+        self._tree_keys_sorted = self._tree_keys[self._tree_order]
 
     # ----------------------------------------------------------------- predicates
 
@@ -207,8 +222,8 @@ class VisibilityGraph:
         """mask[a, b]: the line from node at[a] toward point toward[b] is tangent at at[a]."""
         origin = self._xy[at][:, None, :]
         d = toward[None, :, :] - origin
-        e1 = (self._prev[at][:, None, :] - origin)
-        e2 = (self._next[at][:, None, :] - origin)
+        e1 = self._prev[at][:, None, :] - origin
+        e2 = self._next[at][:, None, :] - origin
         s1 = d[..., 0] * e1[..., 1] - d[..., 1] * e1[..., 0]
         s2 = d[..., 0] * e2[..., 1] - d[..., 1] * e2[..., 0]
         return np.asarray(s1 * s2 >= 0, dtype=bool)
@@ -226,7 +241,9 @@ class VisibilityGraph:
             rows = a[lo : lo + step]
             mask = self._tangent_mask(rows, xy_b)
             mask &= self._tangent_mask(b, self._xy[rows]).T
-            same = (self._xy[rows][:, None, 0] == xy_b[None, :, 0]) & (self._xy[rows][:, None, 1] == xy_b[None, :, 1])
+            same = (self._xy[rows][:, None, 0] == xy_b[None, :, 0]) & (
+                self._xy[rows][:, None, 1] == xy_b[None, :, 1]
+            )
             mask &= ~same
             if upper:
                 mask &= rows[:, None] < b[None, :]
@@ -244,22 +261,75 @@ class VisibilityGraph:
         Returns, per pair, _FREE or the key of one obstacle blocking it: removing an obstacle
         then re-tests only the pairs it witnessed (the others stay blocked by their witness).
         """
-        witness = np.full(len(pi), _FREE, dtype=np.int64)
-        if len(pi) == 0:
+        return self._scan(self._xy[pi], self._xy[pj], self._owner[pi], self._owner[pj])
+
+    def _scan(self, a: FloatArray, b: FloatArray, own_a: IntArray, own_b: IntArray) -> IntArray:
+        """Witness per segment a->b whose ends lie on obstacles own_a / own_b (-1: on none).
+
+        Most candidate segments are blocked close to an end, so the parts near the ends are tested
+        first (their small boxes make the tree query cheap) and only survivors' further parts
+        after. The parts' union is the segment, so the outcome is that of testing it whole.
+        """
+        count = len(a)
+        witness = np.full(count, _FREE, dtype=np.int64)
+        if count == 0:
             return witness
-        lines = self._segments(self._xy[pi], self._xy[pj])
         if not self._area_convex:
-            witness[~shapely.covered_by(lines, self._area)] = _AREA
-        hit_l, hit_t = self._tree.query(lines, predicate="intersects")
-        keys = self._tree_keys[hit_t]
-        own = (keys == self._owner[pi][hit_l]) | (keys == self._owner[pj][hit_l])
-        witness[hit_l[~own]] = keys[~own]
-        check = own & ~self._tree_convex[hit_t] & (witness[hit_l] == _FREE)
+            outside = ~np.asarray(shapely.covered_by(self._segments(a, b), self._area), dtype=bool)
+            witness[outside] = _AREA
+        length = np.hypot(b[:, 0] - a[:, 0], b[:, 1] - a[:, 1])
+        unit = (b - a) / np.maximum(length, _TINY_M)[:, None]
+        half = length / 2
+        inner = 0.0
+        # Rings of growing reach around both ends, then whatever middle is left.
+        for outer in (*_STAGES_M, math.inf):
+            todo = np.flatnonzero((witness == _FREE) & (half > inner))
+            if len(todo) == 0:
+                break
+            near = inner * unit[todo]
+            far = np.minimum(outer, half[todo])[:, None] * unit[todo]
+            seg = np.concatenate([todo, todo])
+            starts = np.concatenate([a[todo] + near, b[todo] - far])
+            ends = np.concatenate([a[todo] + far, b[todo] - near])
+            self._block_by_others(witness, seg, starts, ends, own_a, own_b)
+            inner = outer
+        # Own obstacles block only by entering them, which needs a non-convex obstacle.
+        alive = np.flatnonzero(witness == _FREE)
+        if len(alive) == 0 or len(self._tree_keys) == 0:
+            return witness
+        own_keys = np.concatenate([own_a[alive], own_b[alive]])
+        which = np.concatenate([alive, alive])
+        tree_idx = np.searchsorted(self._tree_keys_sorted, own_keys)
+        tree_idx = np.minimum(tree_idx, len(self._tree_keys_sorted) - 1)
+        known = self._tree_keys_sorted[tree_idx] == own_keys
+        poly_idx = self._tree_order[tree_idx]
+        check = known & ~self._tree_convex[poly_idx]
         if check.any():
-            cl, ct = hit_l[check], hit_t[check]
-            enters = shapely.relate_pattern(lines[cl], self._tree_polys[ct], _INTERIORS_MEET)
-            witness[cl[enters]] = keys[check][enters]
+            idx = which[check]
+            lines = self._segments(a[idx], b[idx])
+            enters = np.asarray(
+                shapely.relate_pattern(lines, self._tree_polys[poly_idx[check]], _INTERIORS_MEET), dtype=bool
+            )
+            witness[idx[enters]] = own_keys[check][enters]
         return witness
+
+    def _block_by_others(
+        self,
+        witness: IntArray,
+        seg: IntArray,
+        starts: FloatArray,
+        ends: FloatArray,
+        own_a: IntArray,
+        own_b: IntArray,
+    ) -> None:
+        """Mark segments `seg` (given by parts starts->ends) blocked by any obstacle but their own."""
+        if len(seg) == 0:
+            return
+        hit_l, hit_t = self._tree.query(self._segments(starts, ends), predicate="intersects")
+        keys = self._tree_keys[hit_t]
+        owner = seg[hit_l]
+        other = (keys != own_a[owner]) & (keys != own_b[owner])
+        witness[owner[other]] = keys[other]
 
     def _free_exact(self, a: FloatArray, b: FloatArray) -> BoolArray:
         """Exact freedom of arbitrary segments (for query points, which may lie on a boundary)."""
@@ -341,7 +411,23 @@ class VisibilityGraph:
             back = dormant[self._enable_test(dormant)]
             self._enabled[back] = True
             self._connect(back)
+        self._compact()
         self._build_csr()
+
+    def _compact(self) -> None:
+        """Drop dead vertex slots once they outnumber the live ones, so churn cannot grow the graph."""
+        live = self._owner[: self._n] != -1
+        dead = self._n - int(live.sum())
+        if dead <= max(1024, self._n - dead):
+            return
+        keep = np.flatnonzero(live)
+        new_id = np.cumsum(live) - 1
+        self._xy, self._prev, self._next = self._xy[keep], self._prev[keep], self._next[keep]
+        self._owner, self._node, self._enabled = self._owner[keep], self._node[keep], self._enabled[keep]
+        self._n = len(keep)
+        self._pi, self._pj = new_id[self._pi], new_id[self._pj]
+        for obstacle in self._obstacles.values():
+            obstacle.slots = new_id[obstacle.slots]
 
     def _keep_pairs(self, keep: BoolArray) -> None:
         self._pi, self._pj = self._pi[keep], self._pj[keep]
@@ -408,8 +494,16 @@ class VisibilityGraph:
         dist = np.hypot(*(self._xy[nodes] - p).T)
         at_node = dist == 0
         free = np.ones(len(nodes), dtype=bool)
-        away = ~at_node
-        free[away] = self._free_exact(np.broadcast_to(p, (int(away.sum()), 2)), self._xy[nodes[away]])
+        away = np.flatnonzero(~at_node)
+        starts = np.broadcast_to(p, (len(away), 2))
+        if len(self._tree.query(shapely.Point(p), predicate="intersects")):
+            # On an obstacle's boundary: the conservative test would block every way off it.
+            free[away] = self._free_exact(starts, self._xy[nodes[away]])
+        else:
+            no_owner = np.full(len(away), -1, dtype=np.int64)
+            free[away] = (
+                self._scan(starts, self._xy[nodes[away]], no_owner, self._owner[nodes[away]]) == _FREE
+            )
         return nodes[free], np.maximum(dist[free], _TINY_M)
 
     def shortest_path(self, start: tuple[float, float], goal: tuple[float, float]) -> FloatArray | None:
@@ -431,7 +525,9 @@ class VisibilityGraph:
         assert base is not None
         n = self._n
         # Start and goal become two extra rows; the search is undirected so row entries suffice.
-        indptr = np.concatenate([base.indptr, [base.nnz + len(s_nodes), base.nnz + len(s_nodes) + len(g_nodes)]])
+        indptr = np.concatenate(
+            [base.indptr, [base.nnz + len(s_nodes), base.nnz + len(s_nodes) + len(g_nodes)]]
+        )
         indices = np.concatenate([base.indices, s_nodes, g_nodes])
         data = np.concatenate([base.data, s_w, g_w])
         graph = csr_matrix((data, indices, indptr), shape=(n + 2, n + 2))

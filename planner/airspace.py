@@ -32,7 +32,9 @@ _QUAD_SEGS = 4
 _ROUND_SCALE = 1.0 / math.cos(0.75 * math.pi / (2 * _QUAD_SEGS))
 
 
-def circumscribed_circle(x_m: float, y_m: float, radius_m: float, sides: int = CIRCLE_SIDES) -> shapely.Polygon:
+def circumscribed_circle(
+    x_m: float, y_m: float, radius_m: float, sides: int = CIRCLE_SIDES
+) -> shapely.Polygon:
     """A regular polygon whose edges touch the circle from outside (it contains the circle)."""
     if not radius_m > 0:
         raise ValueError(f"circle radius must be > 0, got {radius_m}")
@@ -85,7 +87,9 @@ class NoFlyZone:
         if not isinstance(self.shape, shapely.Polygon) or self.shape.is_empty or not self.shape.is_valid:
             raise ValueError(f"zone {self.zone_id!r}: shape must be a valid, non-empty shapely Polygon")
         if not self.floor_m < self.ceiling_m:
-            raise ValueError(f"zone {self.zone_id!r}: floor {self.floor_m} m must be below ceiling {self.ceiling_m} m")
+            raise ValueError(
+                f"zone {self.zone_id!r}: floor {self.floor_m} m must be below ceiling {self.ceiling_m} m"
+            )
         if (
             self.active_from_s is not None
             and self.active_until_s is not None
@@ -110,6 +114,12 @@ class NoFlyZone:
         if self.active_from_s is not None and at_s < self.active_from_s:
             return False
         return not (self.active_until_s is not None and at_s >= self.active_until_s)
+
+    def is_active_during(self, from_s: float | None, until_s: float | None) -> bool:
+        """Whether the zone is in force at any moment of [from_s, until_s] (None: that side open)."""
+        if from_s is not None and self.active_until_s is not None and from_s >= self.active_until_s:
+            return False
+        return not (until_s is not None and self.active_from_s is not None and until_s < self.active_from_s)
 
     def in_band(self, floor_m: float, ceiling_m: float) -> bool:
         """Whether the zone's altitude band meets the closed band [floor_m, ceiling_m]."""
@@ -181,10 +191,19 @@ class Airspace:
         return Airspace(self.area, tuple(z for z in self.zones if z.zone_id != zone_id), self.buffer_m)
 
     def active_zones(
-        self, at_s: float | None, floor_m: float = 0.0, ceiling_m: float = math.inf
+        self,
+        at_s: float | None,
+        floor_m: float = 0.0,
+        ceiling_m: float = math.inf,
+        *,
+        until_s: float | None = None,
     ) -> tuple[NoFlyZone, ...]:
-        """Zones in force at `at_s` whose altitude band meets [floor_m, ceiling_m]."""
-        return tuple(z for z in self.zones if z.is_active(at_s) and z.in_band(floor_m, ceiling_m))
+        """Zones in force at `at_s` (or at any time up to `until_s`) whose band meets [floor_m, ceiling_m]."""
+        if until_s is None:
+            return tuple(z for z in self.zones if z.is_active(at_s) and z.in_band(floor_m, ceiling_m))
+        return tuple(
+            z for z in self.zones if z.is_active_during(at_s, until_s) and z.in_band(floor_m, ceiling_m)
+        )
 
     def flyable_area(self) -> shapely.Polygon | shapely.MultiPolygon:
         """The operating area shrunk by the buffer: where a drone's path may go."""

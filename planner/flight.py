@@ -26,7 +26,6 @@ from planner.errors import (
     InsideNoFlyZone,
     NoRoute,
     OutsideOperatingArea,
-    PlanningError,
     UnknownZone,
     WindLimitExceeded,
 )
@@ -47,14 +46,25 @@ class FlightPath:
 class FlightPlanner:
     """Shortest drone paths inside the operating area and outside every zone that matters.
 
-    `at_s` is the time (epoch s) whose zones apply (None: every zone, whatever its window);
-    `max_alt_m` the highest cruise altitude it will plan for (None: unlimited, so every zone's
-    band matters).
+    `at_s` is the time (epoch s) whose zones apply (None: every zone, whatever its window); with
+    `until_s` too, every zone in force at any moment of [at_s, until_s] applies (plan for a whole
+    sortie, not an instant); `max_alt_m` the highest cruise altitude it will plan for (None: unlimited, so every zone's
+    band matters). Queries only read the graph; updates must not run concurrently with them.
     """
 
-    def __init__(self, airspace: Airspace, *, at_s: float | None = None, max_alt_m: float | None = None) -> None:
+    def __init__(
+        self,
+        airspace: Airspace,
+        *,
+        at_s: float | None = None,
+        until_s: float | None = None,
+        max_alt_m: float | None = None,
+    ) -> None:
         self._airspace = airspace
         self.at_s = at_s
+        self.until_s = until_s
+        if at_s is not None and until_s is not None and until_s < at_s:
+            raise ValueError(f"until_s {until_s} is before at_s {at_s}")
         self.max_alt_m = math.inf if max_alt_m is None else float(max_alt_m)
         if not self.max_alt_m > 0:
             raise ValueError(f"max_alt_m must be > 0, got {max_alt_m}")
@@ -73,7 +83,7 @@ class FlightPlanner:
 
     @property
     def zones_in_effect(self) -> tuple[str, ...]:
-        """Ids of the zones the paths avoid (active at `at_s`, band below `max_alt_m`)."""
+        """Ids of the zones the paths avoid (active then, band below `max_alt_m`)."""
         return tuple(self._in_effect)
 
     @property
@@ -82,7 +92,11 @@ class FlightPlanner:
         return self._graph.node_count, self._graph.edge_count
 
     def _matters(self, zone: NoFlyZone) -> bool:
-        return zone.is_active(self.at_s) and zone.in_band(0.0, self.max_alt_m)
+        if self.until_s is None:
+            active = zone.is_active(self.at_s)
+        else:
+            active = zone.is_active_during(self.at_s, self.until_s)
+        return active and zone.in_band(0.0, self.max_alt_m)
 
     def add_zone(self, zone: NoFlyZone) -> None:
         """Add a zone (ValueError if its id is taken); the graph changes only where the zone is."""
@@ -148,7 +162,9 @@ class FlightPlan:
     duration_s: float
 
 
-def ground_speed_m_s(airspeed_m_s: float, track: tuple[float, float], wind_en_m_s: tuple[float, float]) -> float:
+def ground_speed_m_s(
+    airspeed_m_s: float, track: tuple[float, float], wind_en_m_s: tuple[float, float]
+) -> float:
     """Speed over ground along unit vector `track` when the vehicle crabs into the crosswind.
 
     `wind_en_m_s` is the air-mass velocity (where the wind blows to), east and north. Returns a
@@ -191,7 +207,9 @@ def plan_flight(
         raise WindLimitExceeded(wind_m_s, model.max_wind_m_s, f"above the limit of {model.name!r}")
 
     path = planner.path(start_xy, goal_xy)
-    pts = path.points
+    # Repeated points (start == goal, a start on a graph vertex) would make zero-length legs.
+    moved = np.r_[True, np.any(np.diff(path.points, axis=0) != 0, axis=1)]
+    pts = path.points[moved]
     alt = float(cruise_alt_m)
     waypoints = np.vstack(
         [
@@ -206,13 +224,13 @@ def plan_flight(
     legs.append(FlightLeg("climb", start3, top3, alt, alt / model.climb_speed_m_s, 0.0))
     for index, (a, b) in enumerate(itertools.pairwise(pts)):
         length_m = float(math.hypot(b[0] - a[0], b[1] - a[1]))
-        if length_m == 0.0:
-            continue
         track = ((b[0] - a[0]) / length_m, (b[1] - a[1]) / length_m)
         speed = ground_speed_m_s(model.cruise_speed_m_s, track, wind)
         if speed <= 1e-9:
             raise WindLimitExceeded(
-                wind_m_s, model.max_wind_m_s, f"no headway on cruise leg {index} at {model.cruise_speed_m_s} m/s airspeed"
+                wind_m_s,
+                model.max_wind_m_s,
+                f"no headway on cruise leg {index} at {model.cruise_speed_m_s} m/s airspeed",
             )
         legs.append(
             FlightLeg(
@@ -242,7 +260,6 @@ __all__ = [
     "FlightPath",
     "FlightPlan",
     "FlightPlanner",
-    "PlanningError",
     "ground_speed_m_s",
     "plan_flight",
 ]

@@ -29,6 +29,7 @@ from sitl.px4_errors import (
     InstanceBusy,
     InstanceOutOfRange,
     Px4Exited,
+    Px4LaunchError,
     Px4NotFound,
     Px4StartTimeout,
 )
@@ -118,6 +119,11 @@ def check_lock_free(instance: int, lock_dir: Path) -> None:
         os.close(fd)
 
 
+def check_param_name(name: str) -> None:
+    if not _PARAM_NAME.match(name):
+        raise ValueError(f"{name!r} is not a PX4 parameter name (upper case, at most 16 characters)")
+
+
 def build_env(
     base_env: Mapping[str, str],
     *,
@@ -148,8 +154,7 @@ def build_env(
         PX4_SIM_SPEED_FACTOR=f"{speed_factor:g}",
     )
     for name, value in params.items():
-        if not _PARAM_NAME.match(name):
-            raise ValueError(f"{name!r} is not a PX4 parameter name (upper case, at most 16 characters)")
+        check_param_name(name)
         env[f"PX4_PARAM_{name}"] = str(value)
     env.update(extra_env)
     return env
@@ -312,7 +317,7 @@ class Px4Process:
         except OSError as exc:
             console.connection_lost(exc)
             self._close_link()
-            raise Px4Exited(self.instance, None, self.log_path) from exc
+            raise Px4LaunchError(f"could not start px4 instance {self.instance} ({self._argv[0]}): {exc}") from exc
         self._console = console
 
     async def wait_ready(self, timeout_s: float) -> None:

@@ -21,6 +21,9 @@ from typing import Any
 _REV_TABLE = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
 _HEADER = struct.Struct("<BBBBBBBHB")
 _CRC = struct.Struct("<H")
+_ID_TAIL = struct.Struct("<BBHB")
+_SINGLE_BYTES = tuple(bytes((b,)) for b in range(256))
+_REV_SINGLE_BYTES = tuple(bytes((_REV_TABLE[b],)) for b in range(256))
 _STX_V2 = 0xFD
 
 
@@ -102,6 +105,32 @@ class Encoder:
         self.seq = (self.seq + 1) & 0xFF
         body = header[1:] + payload
         return header[:1] + body + _CRC.pack(x25_crc(body + bytes((spec.crc_extra,))))
+
+    def pack_many(self, spec: MessageSpec, values: Sequence[Any], count: int) -> list[bytes]:
+        """`count` packets of the same message with consecutive seqs.
+
+        Only the seq byte differs between them, so the payload is packed once and the CRC runs
+        from a precomputed state over that one byte, then over the (precomputed) rest.
+        """
+        payload = spec.packer.pack(*spec.to_wire(values)).rstrip(b"\x00") or b"\x00"
+        msg_id = spec.msg_id
+        head = bytes((_STX_V2, len(payload), 0, 0))
+        tail = _ID_TAIL.pack(self.sysid, self.compid, msg_id & 0xFFFF, msg_id >> 16) + payload
+        crc_head = binascii.crc_hqx(head[1:].translate(_REV_TABLE), 0xFFFF)
+        rev_tail = (tail + bytes((spec.crc_extra,))).translate(_REV_TABLE)
+        crc_hqx = binascii.crc_hqx
+        rev_table = _REV_TABLE
+        single = _SINGLE_BYTES
+        rev_single = _REV_SINGLE_BYTES
+        crc_pack = _CRC.pack
+        out = []
+        seq = self.seq
+        for _ in range(count):
+            rev = crc_hqx(rev_tail, crc_hqx(rev_single[seq], crc_head))
+            out.append(head + single[seq] + tail + crc_pack((rev_table[rev & 0xFF] << 8) | rev_table[rev >> 8]))
+            seq = (seq + 1) & 0xFF
+        self.seq = seq
+        return out
 
     def pack_message(self, msg: Any) -> bytes:
         """Pack a pymavlink message object (for rare messages where convenience beats speed)."""

@@ -61,6 +61,7 @@ class Failsafe:
         v.statustext("Geofence: approaching or outside geofence\t", SEVERITY_CRITICAL)
         v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
         v.set_mode(Mode.LOITER)
+        v.navigator.hold_here()
 
     def _battery(self) -> None:
         v = self.v
@@ -72,6 +73,7 @@ class Failsafe:
             v.statustext("Critical battery level! Landing\t", SEVERITY_CRITICAL)
             v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
             v.set_mode(Mode.LAND if v.is_quad else Mode.LOITER)
+            v.navigator.hold_here()
         elif frac < BAT_LOW_THR and not self._battery_low:
             self._battery_low = True
             v.statustext("Low battery level! Returning to launch\t", SEVERITY_WARNING)

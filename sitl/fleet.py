@@ -141,6 +141,10 @@ class SimFleet:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._close_all()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                for v in self.vehicles:
+                    await v.wait_closed()
 
     def _close_all(self) -> None:
         for v in self.vehicles:

@@ -47,6 +47,7 @@ class Link(asyncio.DatagramProtocol):
         self._mav.robust_parsing = True
         self._out: list[bytes] = []
         self._transport: asyncio.DatagramTransport | None = None
+        self._closed = asyncio.Event()
         self.blocked_until_s = -1.0
         self.packet_loss = 0.0
         self.gcs_heartbeat_s: float | None = None  # sim time of the last GCS heartbeat heard
@@ -61,6 +62,7 @@ class Link(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._closed.set()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable while nobody listens yet: PX4 keeps sending too.
@@ -97,6 +99,9 @@ class Link(asyncio.DatagramProtocol):
     def queue(self, packet: bytes) -> None:
         self._out.append(packet)
 
+    def queue_many(self, packets: list[bytes]) -> None:
+        self._out.extend(packets)
+
     def send_now(self, packet: bytes) -> None:
         """Queue and flush at once: command ACKs and protocol replies should not wait for a tick."""
         self._out.append(packet)
@@ -128,7 +133,12 @@ class Link(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
-            self._transport = None
+        else:
+            self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Until the socket is really closed (asyncio closes it on the next loop iteration)."""
+        await self._closed.wait()
 
 
 async def open_link(

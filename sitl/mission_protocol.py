@@ -242,6 +242,7 @@ class MissionProtocol:
         self._staged: list[MissionItem] = []
         self._transfer_crc = 0
         self._last_sent_s: float | None = None
+        self._next_retry_s: float | None = None
         self._last_recv_s: float | None = None
 
     @property
@@ -282,20 +283,26 @@ class MissionProtocol:
         """Re-requests and timeouts; call at >= 20 Hz of simulation time."""
         if self._state is _State.IDLE:
             self._last_sent_s = None
+            self._next_retry_s = None
             self._last_recv_s = None
             return
         now = self._now()
-        # The give-up is checked first so a 0.25 s cadence makes 20 requests in 5 s, as PX4 did
-        # (its loop jitter stretches the interval to 0.26-0.27 s, which has the same effect).
+        # The give-up is checked first, and re-requests keep to a 0.25 s grid from the request that
+        # started the wait: a late tick sends late but does not push the next one back. So a lost item
+        # always costs 20 requests in 5 s as it did in PX4 (where loop jitter stretched the interval
+        # to 0.26-0.27 s), however coarse the caller's ticks are at high speed factors.
         if self._last_recv_s is not None and now - self._last_recv_s >= PROTOCOL_TIMEOUT_S - _EPS_S:
             self._statustext("Operation timeout\t", SEVERITY_CRITICAL)
             self._to_idle()
         elif (
             self._state is _State.GETLIST
-            and self._last_sent_s is not None
-            and now - self._last_sent_s >= RETRY_INTERVAL_S - _EPS_S
+            and self._next_retry_s is not None
+            and now >= self._next_retry_s - _EPS_S
         ):
+            due = self._next_retry_s + RETRY_INTERVAL_S
             self._send_request(self._transfer_seq)
+            # More than a whole interval behind: restart the grid rather than send a burst.
+            self._next_retry_s = due if due > now else now + RETRY_INTERVAL_S
 
     # ------------------------------------------------------------------ upload
 
@@ -461,6 +468,7 @@ class MissionProtocol:
             self._statustext("ERROR: Waypoint index exceeds list capacity\t", SEVERITY_CRITICAL)
             return
         self._last_sent_s = self._now()
+        self._next_retry_s = self._last_sent_s + RETRY_INTERVAL_S
         assert self._partner is not None
         assert self._partner_reply is not None
         sysid, compid = self._partner

@@ -50,6 +50,8 @@ ALT_ACC_RAD_M = 0.8
 REACHED_REPEATS = 10
 COM_DISARM_LAND_S = 2.0
 COM_DISARM_PRFLT_S = 10.0
+SPOOLUP_S = 1.5
+ROVER_TAKEOFF_DETECT_S = 0.5
 
 MISSION_NO_MISSION = 1
 MISSION_NOT_STARTED = 2
@@ -162,8 +164,8 @@ class Navigator:
             self._begin_rtl()
         elif new == Mode.LAND and v.airborne:
             v.statustext("Landing at current position\t")
-        if not v.is_quad and new in (Mode.LOITER, Mode.MISSION):
-            v.landed_state = LANDED_IN_AIR if v.armed else LANDED_ON_GROUND
+        if not v.is_quad and new in (Mode.LOITER, Mode.MISSION) and v.landed_state == LANDED_LANDING:
+            v.landed_state = LANDED_IN_AIR
 
     def on_armed(self) -> None:
         v = self.v
@@ -171,8 +173,15 @@ class Navigator:
         self._disarm_at_s = None
         self._hold = self._braking_point()
         if not v.is_quad:
-            v.landed_state = LANDED_IN_AIR
-            v.statustext("Takeoff detected\t")
+            armed_s = v.armed_s
+
+            def rover_moving() -> None:
+                # PX4's rover land detector reports "in air" ~0.5 s after arming.
+                if v.armed and v.armed_s == armed_s:
+                    v.landed_state = LANDED_IN_AIR
+                    v.statustext("Takeoff detected\t")
+
+            v.schedule(ROVER_TAKEOFF_DETECT_S, rover_moving)
         if v.mode == Mode.MISSION:
             self._begin_mission()
         elif v.mode == Mode.RTL:
@@ -185,6 +194,11 @@ class Navigator:
         v.landed_state = LANDED_ON_GROUND
         v.physics.powered[v.index] = False
         self.v.physics.target[v.index] = v.physics.pos[v.index]
+
+    def hold_here(self) -> None:
+        """Stop where braking ends (a failsafe Hold also cancels a reposition flown in Hold)."""
+        self._reposition = None
+        self._hold = self._braking_point()
 
     def set_takeoff(self, east_m: float, north_m: float, up_m: float) -> None:
         self._takeoff_xy = (east_m, north_m)
@@ -444,6 +458,9 @@ class Navigator:
         v = self.v
         p = v.physics
         i = v.index
+        if v.is_quad and not v.airborne and v.now_s() - v.armed_s < SPOOLUP_S:
+            goal = (goal[0], goal[1], 0.0)  # motors still spooling up: PX4 leaves the ground ~2 s after arming
+            climb_phase = False
         p.target[i] = goal
         p.speed_xy[i] = self.cruise_m_s
         p.climb[i] = QUAD_CLIMB_M_S

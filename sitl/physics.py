@@ -32,6 +32,7 @@ QUAD_ACCEL_Z_M_S2 = 1.0
 ROVER_SPEED_M_S = 3.0  # RO_SPEED_LIM
 ROVER_ACCEL_M_S2 = 1.5
 ROVER_MIN_TURN_RADIUS_M = 2.0
+ROVER_STOP_RADIUS_M = 0.3
 # Share of a gust's speed that shows up as drift: PX4's position controller rejects the rest.
 GUST_DRIFT_SHARE = 0.15
 
@@ -161,6 +162,8 @@ class Physics:
         accel_xy = np.where(rover, ROVER_ACCEL_M_S2, QUAD_ACCEL_XY_M_S2)
         # Speed that still lets the vehicle stop at the target, capped by the cruise speed.
         v_xy = np.minimum(self.speed_xy, np.minimum(np.sqrt(2.0 * accel_xy * dist_xy) * 0.9, 1.5 * dist_xy))
+        # A rover cannot turn on the spot: closer than this it just stops rather than circling.
+        v_xy = np.where(rover & (dist_xy < ROVER_STOP_RADIUS_M), 0.0, v_xy)
         with np.errstate(invalid="ignore", divide="ignore"):
             unit = np.where(dist_xy[:, None] > 1e-6, d_xy / dist_xy[:, None], 0.0)
         want_xy = unit * v_xy[:, None]

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from planner.errors import PlanningError
 from sitl._px4_process import (
     AIRFRAMES,
     API_TARGET_PORT_BASE,
@@ -43,6 +44,7 @@ from sitl._px4_process import (
     build_env,
     check_instance_id,
     check_lock_free,
+    check_param_name,
     find_build,
 )
 from sitl.px4_errors import (
@@ -153,6 +155,8 @@ class Px4Fleet:
         self._run_dir_arg = None if run_dir is None else Path(run_dir)
         self._params: dict[str, float | int | str] = {} if ulog else {"SDLOG_MODE": -1}
         self._params.update(params or {})
+        for name in self._params:
+            check_param_name(name)
         self._start_timeout_s = start_timeout_s
         self._stop_grace_s = stop_grace_s
         self._extra_env = dict(extra_env or {})
@@ -471,12 +475,7 @@ def cli_main(argv: list[str]) -> int:
         # Ctrl-C (or SIGTERM) is the normal way to stop: the fleet has already shut down cleanly
         print("stopped", file=sys.stderr)
         return 0
-    except (Px4LaunchError, ValueError) as exc:
+    except (Px4LaunchError, PlanningError, ValueError) as exc:
+        # PlanningError: planner.site could not load the site folder (SiteError names file and feature)
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        # planner.site raises PlanningError (SiteError) for a bad site folder
-        if type(exc).__module__.startswith("planner"):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise

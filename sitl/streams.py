@@ -7,8 +7,9 @@
 
 Stream profiles: "px4" (default) is all of the above; "gcs" keeps only what a ground station
 reads (heartbeat, status, position, GPS, battery, home, mission progress, mode, VFR_HUD), at the
-same rates, so large fleets stay cheap. Messages pymavlink 2.4.50 cannot encode (LINK_NODE_STATUS,
-TIME_ESTIMATE_TO_TARGET, EVENT, CURRENT_EVENT_SEQUENCE) are not sent.
+same rates, so large fleets stay cheap. LINK_NODE_STATUS, TIME_ESTIMATE_TO_TARGET and
+CURRENT_EVENT_SEQUENCE are sent although pymavlink 2.4.50 cannot decode them (as PX4 does);
+EVENT (410) is not.
 
 SET_MESSAGE_INTERVAL changes one stream of one link (interval 0 restores the default, -1 stops it).
 """
@@ -52,6 +53,9 @@ ONBOARD_RATES_HZ: dict[str, float] = {
     "CURRENT_MODE": 0.5,
     "HOME_POSITION": 0.5,
     "VIBRATION": 0.5,
+    "LINK_NODE_STATUS": 1.0,
+    "TIME_ESTIMATE_TO_TARGET": 0.5,  # configured 1 Hz, measured 0.47 Hz
+    "CURRENT_EVENT_SEQUENCE": 1.0 / 3.0,
 }
 
 NORMAL_RATES_HZ: dict[str, float] = {
@@ -79,6 +83,9 @@ NORMAL_RATES_HZ: dict[str, float] = {
     "SYS_STATUS": 1.0,
     "VFR_HUD": 4.0,
     "VIBRATION": 0.1,
+    "LINK_NODE_STATUS": 1.0,
+    "TIME_ESTIMATE_TO_TARGET": 0.5,
+    "CURRENT_EVENT_SEQUENCE": 1.0 / 3.0,
 }
 
 GCS_PROFILE_MESSAGES = frozenset(

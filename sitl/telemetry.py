@@ -8,6 +8,7 @@ by `sitl.codec`. Field values follow what real PX4 SIH sends where the captures 
 from __future__ import annotations
 
 import math
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -318,6 +319,36 @@ _BUILDERS: dict[str, tuple[type, Builder]] = {
 }
 
 
+def _time_estimate_to_target(s: Sample) -> Sequence[Any]:
+    # safe_return, land, mission_next_item, mission_end, commanded_action (s; -1 = unknown)
+    dist = math.hypot(s.north_m - s.home_north_m, s.east_m - s.home_east_m)
+    return (int(dist / 5.0 + max(s.rel_alt_m, 0.0)), -1, -1, -1, -1)
+
+
+def _link_node_status(s: Sample) -> Sequence[Any]:
+    return (s.time_usec, 23_000, 100, s.time_boot_ms // 3, s.time_boot_ms // 1000, 0, 0, 0, 0, 0, 0)
+
+
+def _current_event_sequence(s: Sample) -> Sequence[Any]:
+    return (0, 0)
+
+
+# Messages pymavlink 2.4.50's dialect lacks but real PX4 streams: packed from their XML definition
+# (values already in wire order); the CRC extras were recovered from the reference captures.
+_RAW: dict[str, tuple[MessageSpec, Builder]] = {
+    "LINK_NODE_STATUS": (
+        MessageSpec(8, "LINK_NODE_STATUS", 117, struct.Struct("<QIIIIIHHHBB"), lambda v: v), _link_node_status,
+    ),
+    "TIME_ESTIMATE_TO_TARGET": (
+        MessageSpec(380, "TIME_ESTIMATE_TO_TARGET", 232, struct.Struct("<iiiii"), lambda v: v),
+        _time_estimate_to_target,
+    ),
+    "CURRENT_EVENT_SEQUENCE": (
+        MessageSpec(411, "CURRENT_EVENT_SEQUENCE", 106, struct.Struct("<HB"), lambda v: v), _current_event_sequence,
+    ),
+}
+
+
 @dataclass(frozen=True)
 class StreamMessage:
     name: str
@@ -332,6 +363,8 @@ def stream_messages() -> dict[str, StreamMessage]:
     for name, (cls, build) in _BUILDERS.items():
         spec = spec_for(cls)
         out[name] = StreamMessage(name, spec.msg_id, spec, build)
+    for name, (raw_spec, build) in _RAW.items():
+        out[name] = StreamMessage(name, raw_spec.msg_id, raw_spec, build)
     return out
 
 

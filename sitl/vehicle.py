@@ -159,6 +159,8 @@ class SimVehicle:
             on_set_current=self._on_set_current,
             home_lat_lon=self.home_lat_lon,
             current_seq=lambda: self.navigator.seq,
+            # PX4's rover did not complain about rally points in frame 6; the quad's RTL did.
+            rally_frame_warning=self.is_quad,
         )
         self.navigator = Navigator(self)
         self.failsafe = Failsafe(self)
@@ -195,6 +197,10 @@ class SimVehicle:
     def close(self) -> None:
         for link in self.links:
             link.close()
+
+    async def wait_closed(self) -> None:
+        for link in self.links:
+            await link.wait_closed()
 
     # --- geometry -----------------------------------------------------------------------------
     def to_wgs84(self, east_m: float, north_m: float) -> tuple[float, float]:
@@ -377,10 +383,10 @@ class SimVehicle:
                     if sample is None:
                         sample = self.sample(now_s)
                     values = built[name] = sm.build(sample)
-                spec = sm.spec
-                pack = link.encoder.pack
-                for _ in range(count):
-                    link.queue(pack(spec, values))
+                if count == 1:
+                    link.queue(link.encoder.pack(sm.spec, values))
+                else:
+                    link.queue_many(link.encoder.pack_many(sm.spec, values, count))
             link.flush()
 
     def set_message_interval(self, link: Link, msg_id: int, interval_us: float) -> bool:

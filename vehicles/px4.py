@@ -183,7 +183,9 @@ def mission_items(
 
     def add(frame: int, command: int, *, param1: float = 0.0, param2: float = 0.0, param3: float = 0.0,
             param4: float = 0.0, x: int = 0, y: int = 0, z: float = 0.0) -> None:
-        out.append(RawItem(len(out), frame, command, param1, param2, param3, param4, x, y, z))
+        # MAVSDK insists that exactly the first item is marked current
+        out.append(RawItem(len(out), frame, command, param1, param2, param3, param4, x, y, z,
+                           current=int(not out)))
 
     last = len(items) - 1
     for i, item in enumerate(items):
@@ -242,13 +244,13 @@ def fence_items(fence: Sequence[GeofenceItem]) -> list[RawItem]:
                        else MAV_CMD_NAV_FENCE_POLYGON_VERTEX_EXCLUSION)
             for lat, lon in zone.vertices:
                 out.append(RawItem(len(out), MAV_FRAME_GLOBAL_INT, command, param1=n, x=_e7(lat), y=_e7(lon),
-                                   mission_type=MAV_MISSION_TYPE_FENCE))
+                                   mission_type=MAV_MISSION_TYPE_FENCE, current=int(not out)))
         elif isinstance(zone, ExclusionCircle):
             if zone.radius_m <= 0:
                 raise GeofenceUploadFailed("INVALID_ARGUMENT", f"circle radius {zone.radius_m} m")
             out.append(RawItem(len(out), MAV_FRAME_GLOBAL_INT, MAV_CMD_NAV_FENCE_CIRCLE_EXCLUSION,
                                param1=zone.radius_m, x=_e7(zone.lat), y=_e7(zone.lon),
-                               mission_type=MAV_MISSION_TYPE_FENCE))
+                               mission_type=MAV_MISSION_TYPE_FENCE, current=int(not out)))
         else:  # pragma: no cover - the type union is closed
             raise GeofenceUploadFailed("INVALID_ARGUMENT", f"unknown fence item {zone!r}")
     return out

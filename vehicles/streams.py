@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ class Latest(Generic[T]):
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def changes(self, *, include_current: bool = True) -> AsyncIterator[T]:
+    async def changes(self, *, include_current: bool = True) -> AsyncGenerator[T, None]:
         seen = -1 if include_current else self._version
         while True:
             if self._version != seen:

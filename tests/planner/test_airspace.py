@@ -58,6 +58,20 @@ def test_time_window_is_half_open_and_none_means_always() -> None:
     assert not open_start.is_active(1000.0)
 
 
+def test_active_during_an_interval() -> None:
+    zone = square_zone(active_from_s=1000.0, active_until_s=2000.0)
+    assert zone.is_active_during(500.0, 1000.0)
+    assert zone.is_active_during(1500.0, 1600.0)
+    assert zone.is_active_during(1999.0, 5000.0)
+    assert not zone.is_active_during(2000.0, 5000.0)
+    assert not zone.is_active_during(0.0, 999.0)
+    assert zone.is_active_during(None, None)
+    assert square_zone().is_active_during(0.0, 1.0)
+    space = Airspace(AREA, [zone, square_zone("other", active_from_s=3000.0)])
+    assert [z.zone_id for z in space.active_zones(500.0, until_s=1200.0)] == ["sq"]
+    assert space.active_zones(500.0) == ()
+
+
 def test_altitude_band_overlap_is_closed() -> None:
     zone = square_zone(floor_m=60.0, ceiling_m=120.0)
     assert zone.in_band(0.0, 60.0)
@@ -149,7 +163,10 @@ def test_active_zones_filter_time_and_band() -> None:
         square_zone("low", ceiling_m=30.0),
     ]
     space = Airspace(AREA, zones)
-    ids = lambda found: {z.zone_id for z in found}  # noqa: E731
+
+    def ids(found: tuple[NoFlyZone, ...]) -> set[str]:
+        return {z.zone_id for z in found}
+
     assert ids(space.active_zones(None)) == {"always", "morning", "high", "low"}
     assert ids(space.active_zones(7200.0)) == {"always", "high", "low"}
     assert ids(space.active_zones(60.0, 0.0, 120.0)) == {"always", "morning", "low"}
@@ -179,7 +196,9 @@ def test_flyable_area_is_the_area_minus_the_buffer() -> None:
 
 
 def test_fence_exports_area_zones_and_circles_in_local_metres() -> None:
-    area = shapely.Polygon([(0, 0), (500, 0), (500, 400), (0, 400)], [[(10, 10), (20, 10), (20, 20), (10, 20)]])
+    area = shapely.Polygon(
+        [(0, 0), (500, 0), (500, 400), (0, 400)], [[(10, 10), (20, 10), (20, 20), (10, 20)]]
+    )
     zones = [
         square_zone("sq"),
         NoFlyZone.make_circle("heli", "helipad", 300.0, 300.0, 25.0),

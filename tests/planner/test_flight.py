@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import shapely
 from hypothesis import event, given, settings
@@ -22,7 +23,7 @@ from planner.errors import (
     UnknownZone,
     WindLimitExceeded,
 )
-from planner.flight import FlightPlanner, ground_speed_m_s, plan_flight
+from planner.flight import FlightLeg, FlightPlan, FlightPlanner, ground_speed_m_s, plan_flight
 from planner.vehicle_model import VehicleModel
 
 AREA = shapely.box(0.0, 0.0, 200.0, 200.0)
@@ -47,8 +48,9 @@ def box_zone(zone_id: str, x0: float, y0: float, x1: float, y1: float, **kw: obj
     return NoFlyZone(zone_id, f"reason {zone_id}", shapely.box(x0, y0, x1, y1), **kw)  # type: ignore[arg-type]
 
 
-def planner_with(zones: Sequence[NoFlyZone], buffer_m: float = 0.0, area: shapely.Polygon = AREA,
-                 **kw: float | None) -> FlightPlanner:
+def planner_with(
+    zones: Sequence[NoFlyZone], buffer_m: float = 0.0, area: shapely.Polygon = AREA, **kw: float | None
+) -> FlightPlanner:
     return FlightPlanner(Airspace(area, zones, buffer_m=buffer_m), **kw)
 
 
@@ -67,7 +69,10 @@ def test_detour_around_a_square_is_the_analytic_shortest() -> None:
     # Symmetric: over either pair of corners, 2 * |(60, 40)| + 40.
     assert path.length_m == pytest.approx(2 * math.hypot(60.0, 40.0) + 40.0, rel=1e-12)
     assert len(path.points) == 4
-    assert {tuple(p) for p in path.points[1:3]} in ({(80.0, 140.0), (120.0, 140.0)}, {(80.0, 60.0), (120.0, 60.0)})
+    assert {tuple(p) for p in path.points[1:3]} in (
+        {(80.0, 140.0), (120.0, 140.0)},
+        {(80.0, 60.0), (120.0, 60.0)},
+    )
 
 
 def test_buffer_widens_the_detour_and_is_kept() -> None:
@@ -121,6 +126,17 @@ def test_inactive_zone_is_ignored_and_active_one_avoided() -> None:
     assert during.length_m > 170.0
     assert planner_with([zone], at_s=1500.0).zones_in_effect == ("event",)
     assert planner_with([zone], at_s=2000.0).zones_in_effect == ()
+
+
+def test_zone_starting_during_the_sortie_is_avoided_with_until_s() -> None:
+    zone = box_zone("event", 80, 20, 120, 180, active_from_s=1000.0, active_until_s=2000.0)
+    instant = planner_with([zone], at_s=500.0)
+    sortie = planner_with([zone], at_s=500.0, until_s=1100.0)
+    assert instant.zones_in_effect == ()
+    assert sortie.zones_in_effect == ("event",)
+    assert sortie.path((20.0, 100.0), (180.0, 100.0)).length_m > 170.0
+    with pytest.raises(ValueError, match="before"):
+        planner_with([zone], at_s=500.0, until_s=100.0)
 
 
 def test_zone_above_the_cruise_ceiling_is_ignored() -> None:
@@ -187,6 +203,35 @@ def test_added_inactive_zone_is_recorded_but_not_avoided() -> None:
     assert "later" not in planner.airspace
 
 
+def test_identical_and_edge_sharing_zones_are_merged_not_fatal() -> None:
+    twins = [box_zone("a", 80, 60, 120, 140), box_zone("b", 80, 60, 120, 140)]
+    neighbours = [box_zone("left", 60, 60, 100, 140), box_zone("right", 100, 60, 140, 140)]
+    expected = 2 * math.hypot(40.0, 40.0) + 80.0
+    assert planner_with(twins).path((20.0, 100.0), (180.0, 100.0)).length_m == pytest.approx(
+        2 * math.hypot(60.0, 40.0) + 40.0
+    )
+    planner = planner_with(neighbours)
+    assert planner.path((20.0, 100.0), (180.0, 100.0)).length_m == pytest.approx(expected)
+    with pytest.raises(InsideNoFlyZone) as err:
+        planner.path((110.0, 100.0), (20.0, 20.0))
+    assert err.value.zone_id == "right"
+    planner.remove_zone("right")
+    after = math.hypot(40.0, 40.0) + 40.0 + math.hypot(80.0, 40.0)
+    assert planner.path((20.0, 100.0), (180.0, 100.0)).length_m == pytest.approx(after)
+
+
+def test_pocket_enclosed_by_zones_has_no_route() -> None:
+    ring = [
+        box_zone("n", 60, 130, 140, 140),
+        box_zone("s", 60, 60, 140, 70),
+        box_zone("w", 60, 60, 70, 140),
+        box_zone("e", 130, 60, 140, 140),
+    ]
+    planner = planner_with(ring)  # touching walls merge into one obstacle with a filled pocket
+    with pytest.raises(NoRoute):
+        planner.path((100.0, 100.0), (20.0, 20.0))
+
+
 def test_start_on_a_zone_boundary_is_allowed() -> None:
     planner = planner_with([box_zone("sq", 80, 60, 120, 140)])
     path = planner.path((80.0, 100.0), (20.0, 100.0))
@@ -215,13 +260,16 @@ def test_flight_profile_climbs_cruises_and_descends() -> None:
     assert sum(leg.duration_s for leg in plan.legs) == pytest.approx(plan.duration_s)
 
 
+def cruise(plan: FlightPlan) -> FlightLeg:
+    return next(leg for leg in plan.legs if leg.kind == "cruise")
+
+
 def test_wind_changes_ground_speed_by_the_wind_triangle() -> None:
     planner = planner_with([])
     calm = plan_flight(planner, (20.0, 100.0), (180.0, 100.0), QUAD, 40.0)
     tail = plan_flight(planner, (20.0, 100.0), (180.0, 100.0), QUAD, 40.0, wind_east_m_s=4.0)
     head = plan_flight(planner, (20.0, 100.0), (180.0, 100.0), QUAD, 40.0, wind_east_m_s=-4.0)
     cross = plan_flight(planner, (20.0, 100.0), (180.0, 100.0), QUAD, 40.0, wind_north_m_s=6.0)
-    cruise = lambda p: next(leg for leg in p.legs if leg.kind == "cruise")  # noqa: E731
     assert cruise(calm).ground_speed_m_s == pytest.approx(10.0)
     assert cruise(tail).ground_speed_m_s == pytest.approx(14.0)
     assert cruise(head).ground_speed_m_s == pytest.approx(6.0)
@@ -242,12 +290,21 @@ def test_too_much_wind_is_a_planning_error() -> None:
     with pytest.raises(WindLimitExceeded, match="headway"):
         plan_flight(planner, (20.0, 100.0), (180.0, 100.0), strong, 40.0, wind_north_m_s=10.5)
     # The same wind from behind is fine.
-    assert plan_flight(planner, (20.0, 100.0), (180.0, 100.0), strong, 40.0, wind_east_m_s=11.0).duration_s > 0
+    assert (
+        plan_flight(planner, (20.0, 100.0), (180.0, 100.0), strong, 40.0, wind_east_m_s=11.0).duration_s > 0
+    )
 
 
 def test_plan_flight_rejects_robots_and_bad_altitudes() -> None:
-    robot = VehicleModel(name="bot", kind="robot", max_payload_kg=10.0, cruise_speed_m_s=1.5,
-                         battery_wh=300.0, empty_mass_kg=30.0, rolling_power_w=60.0)
+    robot = VehicleModel(
+        name="bot",
+        kind="robot",
+        max_payload_kg=10.0,
+        cruise_speed_m_s=1.5,
+        battery_wh=300.0,
+        empty_mass_kg=30.0,
+        rolling_power_w=60.0,
+    )
     planner = planner_with([])
     with pytest.raises(ValueError, match="drone"):
         plan_flight(planner, (20.0, 100.0), (180.0, 100.0), robot, 40.0)
@@ -260,6 +317,7 @@ def test_same_start_and_goal_is_a_hop() -> None:
     assert plan.horizontal_m == 0.0
     assert [leg.kind for leg in plan.legs] == ["climb", "descent"]
     assert plan.duration_s == pytest.approx(15.0 + 30.0)
+    assert plan.waypoints.tolist() == [[50.0, 50.0, 0.0], [50.0, 50.0, 30.0], [50.0, 50.0, 0.0]]
 
 
 # ------------------------------------------------------------------ properties
@@ -272,7 +330,9 @@ def random_zone(index: int, seed: int) -> NoFlyZone:
     rng = np.random.default_rng(seed)
     cx, cy = rng.uniform(-10.0, SIDE_M + 10.0, 2)
     if rng.random() < 0.3:
-        return NoFlyZone.make_circle(f"z{index}", "random circle", float(cx), float(cy), float(rng.uniform(4, 18)))
+        return NoFlyZone.make_circle(
+            f"z{index}", "random circle", float(cx), float(cy), float(rng.uniform(4, 18))
+        )
     count = int(rng.integers(3, 9))
     angles = np.sort(rng.uniform(0, 2 * math.pi, count))
     reach = rng.uniform(8.0, 34.0, count)
@@ -282,7 +342,17 @@ def random_zone(index: int, seed: int) -> NoFlyZone:
     return NoFlyZone(f"z{index}", "random polygon", poly)
 
 
-zone_seeds = st.lists(st.integers(0, 2**32 - 1), min_size=4, max_size=16)
+def _zone_seeds(count_and_seed: tuple[int, int]) -> list[int]:
+    count, seed = count_and_seed
+    return [int(v) for v in np.random.default_rng(seed).integers(0, 2**32 - 1, count)]
+
+
+# Per-zone seeds spread from one scenario seed: hypothesis' own integers repeat small values,
+# which would make many zones identical (identical zones have their own test).
+def zone_seeds(min_size: int, max_size: int) -> st.SearchStrategy[list[int]]:
+    return st.tuples(st.integers(min_size, max_size), st.integers(0, 2**32 - 1)).map(_zone_seeds)
+
+
 # Points from a seed: uniform over the area (hypothesis' own floats crowd the edges, outside the buffer).
 points = st.integers(0, 2**32 - 1).map(
     lambda seed: tuple(float(v) for v in np.random.default_rng(seed).uniform(1.0, SIDE_M - 1.0, 2))
@@ -311,11 +381,14 @@ areas = st.sampled_from(
 
 def free_region(airspace: Airspace) -> shapely.Geometry:
     blocked = [z.buffered(airspace.buffer_m) for z in airspace.zones]
-    return airspace.flyable_area().difference(shapely.union_all(blocked)) if blocked else airspace.flyable_area()
+    return (
+        airspace.flyable_area().difference(shapely.union_all(blocked)) if blocked else airspace.flyable_area()
+    )
 
 
-def grid_reference_length(free: shapely.Geometry, start: tuple[float, float], goal: tuple[float, float],
-                          step_m: float = 4.0) -> float:
+def grid_reference_length(
+    free: shapely.Geometry, start: tuple[float, float], goal: tuple[float, float], step_m: float = 4.0
+) -> float:
     """Shortest path on a 16-connected grid whose every move is checked free: an upper bound.
 
     Returns inf when the grid finds no way (which proves nothing); any finite value is the length
@@ -329,8 +402,8 @@ def grid_reference_length(free: shapely.Geometry, start: tuple[float, float], go
     centres = np.column_stack([gx.ravel(), gy.ravel()])
     inside = shapely.covers(free, shapely.points(centres))
     n_cells = len(centres)
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
+    rows: list[npt.NDArray[np.float64]] = []
+    cols: list[npt.NDArray[np.float64]] = []
     shape = gx.shape
     ii, jj = np.nonzero(inside.reshape(shape))
     for di, dj in ((1, 0), (0, 1), (1, 1), (1, -1), (2, 1), (1, 2), (2, -1), (1, -2)):
@@ -364,8 +437,13 @@ def grid_reference_length(free: shapely.Geometry, start: tuple[float, float], go
     return best
 
 
-def check_refusal(err: PlanningError, airspace: Airspace, free: shapely.Geometry,
-                  start: tuple[float, float], goal: tuple[float, float]) -> None:
+def check_refusal(
+    err: PlanningError,
+    airspace: Airspace,
+    free: shapely.Geometry,
+    start: tuple[float, float],
+    goal: tuple[float, float],
+) -> None:
     """A refusal must be true: the point really is outside / inside, or no path really exists."""
     if isinstance(err, OutsideOperatingArea):
         event("outside")
@@ -383,10 +461,13 @@ def check_refusal(err: PlanningError, airspace: Airspace, free: shapely.Geometry
         raise AssertionError(f"unexpected refusal {err!r}")
 
 
-@settings(max_examples=300, deadline=None)
-@given(seeds=zone_seeds, ends=far_apart, buffer_m=st.sampled_from([0.0, 2.0, 5.0]), area=areas)
+@settings(max_examples=200, deadline=None)
+@given(seeds=zone_seeds(4, 16), ends=far_apart, buffer_m=st.sampled_from([0.0, 2.0, 5.0]), area=areas)
 def test_paths_are_safe_and_shortest(
-    seeds: list[int], ends: tuple[tuple[float, float], tuple[float, float]], buffer_m: float, area: shapely.Polygon
+    seeds: list[int],
+    ends: tuple[tuple[float, float], tuple[float, float]],
+    buffer_m: float,
+    area: shapely.Polygon,
 ) -> None:
     start, goal = ends
     airspace = Airspace(area, [random_zone(i, s) for i, s in enumerate(seeds)], buffer_m=buffer_m)
@@ -422,7 +503,7 @@ def edge_set(planner: FlightPlanner) -> set[tuple[tuple[float, float], tuple[flo
 
 @settings(max_examples=150, deadline=None)
 @given(
-    seeds=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=12),
+    seeds=zone_seeds(1, 12),
     initial=st.lists(st.booleans(), min_size=12, max_size=12),
     removals=st.lists(st.integers(0, 11), max_size=6),
     queries=st.lists(st.tuples(points, points), min_size=1, max_size=4),
@@ -438,7 +519,9 @@ def test_incremental_updates_equal_a_full_rebuild(
     area: shapely.Polygon,
 ) -> None:
     zones = [random_zone(i, s) for i, s in enumerate(seeds)]
-    planner = FlightPlanner(Airspace(area, [z for z, keep in zip(zones, initial, strict=False) if keep], buffer_m))
+    planner = FlightPlanner(
+        Airspace(area, [z for z, keep in zip(zones, initial, strict=False) if keep], buffer_m)
+    )
     for zone, keep in zip(zones, initial, strict=False):
         if not keep:
             planner.add_zone(zone)
@@ -462,8 +545,8 @@ def test_matches_extremitypathfinder_on_a_dense_map() -> None:
     """An independent exact planner must find the same lengths (obstacles apart, buffer 0)."""
     epf = pytest.importorskip("extremitypathfinder")
     rng = np.random.default_rng(3)
-    polys: list[np.ndarray] = []
-    centres: list[np.ndarray] = []
+    polys: list[npt.NDArray[np.float64]] = []
+    centres: list[npt.NDArray[np.float64]] = []
     while len(polys) < 25:
         centre = rng.uniform(25.0, 275.0, 2)
         if centres and np.hypot(*(np.array(centres) - centre).T).min() < 44.0:
@@ -481,9 +564,25 @@ def test_matches_extremitypathfinder_on_a_dense_map() -> None:
     blocked = shapely.union_all([z.shape for z in zones]).buffer(0.5)
     checked = 0
     while checked < 15:
-        s, g = (tuple(float(v) for v in rng.uniform(1, 299, 2)) for _ in range(2))
+        sx, sy, gx, gy = (float(v) for v in rng.uniform(1, 299, 4))
+        s, g = (sx, sy), (gx, gy)
         if blocked.intersects(shapely.Point(s)) or blocked.intersects(shapely.Point(g)):
             continue
         _, theirs = env.find_shortest_path(s, g)
         assert planner.path(s, g).length_m == pytest.approx(theirs, rel=1e-9)
         checked += 1
+
+
+def test_zone_churn_keeps_the_graph_small_and_right() -> None:
+    """Many add/remove cycles: dead vertex storage is reclaimed and answers stay a rebuild's."""
+    base = [box_zone("a", 40, 40, 70, 160), box_zone("b", 120, 20, 150, 120)]
+    planner = planner_with(base, buffer_m=2.0)
+    for i in range(60):
+        planner.add_zone(NoFlyZone.make_circle(f"c{i}", "churn", 95.0, 100.0 + (i % 7), 12.0))
+        planner.remove_zone(f"c{i}")
+    assert planner._graph._n < 1100  # 60 x 24 circle vertices were added in all
+    rebuilt = planner_with(base, buffer_m=2.0)
+    assert edge_set(planner) == edge_set(rebuilt)
+    assert planner.path((10.0, 100.0), (190.0, 100.0)).length_m == pytest.approx(
+        rebuilt.path((10.0, 100.0), (190.0, 100.0)).length_m, rel=1e-12
+    )

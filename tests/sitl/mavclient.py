@@ -1,7 +1,7 @@
 """A small asyncio MAVLink client for the simulator tests: plain pymavlink, as an independent peer.
 
 It binds the port the vehicle sends to (like a GCS on 14550 or MAVSDK on 14540+i), decodes with
-`parse_buffer`, keeps a bounded history, sends a GCS HEARTBEAT at 1 Hz (wall) unless told not to,
+`parse_buffer`, keeps a bounded history, sends a GCS HEARTBEAT every 0.05 s wall (>= 1 Hz sim up to 20x) unless told not to,
 and offers awaitable helpers for commands, ACKs and the mission upload.
 """
 
@@ -91,7 +91,7 @@ class StatusLog:
 
 class MavClient(asyncio.DatagramProtocol):
     def __init__(self, port: int, *, heartbeat: bool = True, mav_type: int = mavlink2.MAV_TYPE_GCS,
-                 history: int = 20000) -> None:
+                 history: int = 20000, heartbeat_period_s: float = 0.05) -> None:
         self.port = port
         self.mav = mavlink2.MAVLink(None, srcSystem=GCS_SYSID, srcComponent=GCS_COMPID)
         self.mav.robust_parsing = True
@@ -101,6 +101,8 @@ class MavClient(asyncio.DatagramProtocol):
         self.status = StatusLog()
         self.peer: tuple[str, int] | None = None
         self.heartbeat_enabled = heartbeat
+        # 1 Hz in *simulated* time at up to 20x: the vehicle's link-loss timeout runs in sim time.
+        self.heartbeat_period_s = heartbeat_period_s
         self.mav_type = mav_type
         self._event = asyncio.Event()
         self._transport: asyncio.DatagramTransport | None = None
@@ -125,7 +127,10 @@ class MavClient(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        first = self.peer is None
         self.peer = (str(addr[0]), int(addr[1]))
+        if first and self.heartbeat_enabled:
+            self._send_heartbeat()  # like a GCS that answers the first HEARTBEAT it hears
         for msg in self.mav.parse_buffer(data) or []:
             kind = msg.get_type()
             self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -138,8 +143,11 @@ class MavClient(asyncio.DatagramProtocol):
     async def _heartbeats(self) -> None:
         while True:
             if self.heartbeat_enabled and self.peer is not None:
-                self.send(mavlink2.MAVLink_heartbeat_message(self.mav_type, mavlink2.MAV_AUTOPILOT_INVALID, 0, 0, 0, 3))
-            await asyncio.sleep(1.0)
+                self._send_heartbeat()
+            await asyncio.sleep(self.heartbeat_period_s)
+
+    def _send_heartbeat(self) -> None:
+        self.send(mavlink2.MAVLink_heartbeat_message(self.mav_type, mavlink2.MAV_AUTOPILOT_INVALID, 0, 0, 0, 3))
 
     def send(self, msg: Any) -> None:
         assert self._transport is not None

@@ -42,6 +42,18 @@ def test_packet_is_byte_identical_to_pymavlink(t: int, lat: int, lon: int, alt: 
     assert enc.seq == (seq + 1) % 256
 
 
+def test_pack_many_equals_repeated_pack() -> None:
+    spec = spec_for(mavlink2.MAVLink_attitude_message)
+    values = (1234, 0.1, -0.2, 3.0, 0.0, 0.0, 0.5)
+    a, b = Encoder(9), Encoder(9)
+    a.seq = b.seq = 250
+    many = a.pack_many(spec, values, 12)
+    assert many == [b.pack(spec, values) for _ in range(12)]
+    assert a.seq == b.seq == 6
+    mav = mavlink2.MAVLink(None)
+    assert len(mav.parse_buffer(b"".join(many))) == 12
+
+
 def test_arrays_and_strings_round_trip() -> None:
     enc = Encoder(7)
     mav = mavlink2.MAVLink(None)
@@ -65,7 +77,9 @@ def test_every_stream_message_decodes() -> None:
     mav = mavlink2.MAVLink(None)
     for name, sm in stream_messages().items():
         (msg,) = mav.parse_buffer(enc.pack(sm.spec, sm.build(sample)))
-        assert msg.get_type() == name
+        # LINK_NODE_STATUS, TIME_ESTIMATE_TO_TARGET, CURRENT_EVENT_SEQUENCE: unknown to pymavlink 2.4.50,
+        # but their CRC must check out or parse_buffer would drop them
+        assert msg.get_type() in (name, f"UNKNOWN_{sm.msg_id}")
     (gpi,) = mav.parse_buffer(enc.pack(stream_messages()["GLOBAL_POSITION_INT"].spec,
                                        stream_messages()["GLOBAL_POSITION_INT"].build(sample)))
     assert (gpi.lat, gpi.lon, gpi.alt) == (473977428, 85455967, 488200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,7 @@ def ll(north_m: float, east_m: float) -> tuple[float, float]:
     return FRAME.to_wgs84(east_m, north_m)
 
 
-def polygon(command: int, corners: list[tuple[float, float]], start: int = 0) -> list[Item]:
+def polygon(command: int, corners: Sequence[tuple[float, float]], start: int = 0) -> list[Item]:
     return [Item(start + i, command, float(len(corners)), *at(n, e)) for i, (n, e) in enumerate(corners)]
 
 

@@ -232,10 +232,12 @@ def test_lost_item_rerequested_every_quarter_second_then_gives_up_silently() -> 
     seq1 = [t for t, s in reqs if s == 1]
     assert len(seq1) == 20
     gaps = [b - a for a, b in itertools.pairwise(seq1)]
-    assert all(0.24 <= g <= 0.28 for g in gaps)
+    assert all(0.22 <= g <= 0.28 for g in gaps), gaps  # a 0.25 s grid seen through 0.02 s ticks
+    assert sum(gaps) / len(gaps) == pytest.approx(0.25, abs=0.005)
     assert h.of("MISSION_ACK") == []
     timeouts = [(t, text, sev) for t, text, sev in h.texts if "timeout" in text]
-    assert timeouts == [(pytest.approx(105.0, abs=0.03), "Operation timeout\t", 2)]
+    assert [(text, sev) for _, text, sev in timeouts] == [("Operation timeout\t", 2)]
+    assert timeouts[0][0] == pytest.approx(105.0, abs=0.03)  # 5 s after the last item arrived
     assert h.store.items(MISSION) == old
     assert h.changed == [MISSION]
     # And the next upload works normally.
@@ -427,3 +429,15 @@ def test_store_items_are_mission_items() -> None:
     assert (first.seq, first.frame, first.command, first.mission_type) == (0, 6, 22, MISSION)
     assert first.lat_deg == pytest.approx(HOME[0], abs=1e-6)
     assert h.store.opaque_id(MISSION) != 0
+
+
+@pytest.mark.parametrize("dt", [0.02, 0.05, 0.07, 0.11])
+def test_lost_item_costs_twenty_requests_however_coarse_the_ticks(dt: float) -> None:
+    h = Harness()
+    h.send(M.MAVLink_mission_count_message(1, 1, 4, MISSION))
+    h.send(mission()[0])
+    h.run(6.0, dt=dt)
+    seq1 = [t for t, m in h.out if m.get_type() == "MISSION_REQUEST_INT" and m.seq == 1]
+    assert len(seq1) == 20
+    assert (seq1[-1] - seq1[0]) / 19 == pytest.approx(0.25, abs=0.02)
+    assert [text for _, text, _ in h.texts] == ["Operation timeout\t"]

@@ -261,6 +261,10 @@ def test_instance_ids_above_9_are_refused(px4_root: Path) -> None:
         Px4Fleet(px4_root, [Spec("quad", 1, 1, 0, instance=2), Spec("quad", 1, 1, 0, instance=2)])
     with pytest.raises(ValueError, match="unknown vehicle kind"):
         Px4Fleet(px4_root, [Spec("boat", 1, 1, 0)])
+    with pytest.raises(ValueError, match="parameter name"):
+        Px4Fleet(px4_root, [QUAD], params={"com disarm": 1})
+    with pytest.raises(ValueError, match="speed_factor"):
+        Px4Fleet(px4_root, [QUAD], speed_factor=0.0)
 
 
 async def test_instance_busy_when_lock_held(px4_root: Path, tmp_path: Path) -> None:
@@ -440,6 +444,26 @@ def test_specs_from_site_puts_vehicles_on_depot_pads() -> None:
     assert specs[3].home_lon_deg > specs[1].home_lon_deg  # depot b has no pads: offset east
     with pytest.raises(ValueError, match="no depots"):
         specs_from_site(SimpleNamespace(name="x", depots={}), 1, 0)
+
+
+def test_specs_from_bundled_site_use_distinct_depot_pads() -> None:
+    from sitl.px4 import DEFAULT_SITE
+
+    if not (DEFAULT_SITE / "site.toml").is_file():
+        pytest.skip("bundled site not built")
+    from planner.site import load_site
+
+    site = load_site(DEFAULT_SITE)
+    specs = specs_from_site(site, quads=3, rovers=2)
+    homes = {(s.home_lat_deg, s.home_lon_deg) for s in specs}
+    assert len(homes) == 5  # nobody shares a spot
+    pads = {(p.position.lat_deg, p.position.lon_deg) for d in site.depots.values() for p in d.pads}
+    depots = list(site.depots.values())
+    for k, spec in enumerate(specs):
+        depot = depots[k % len(depots)]
+        assert spec.home_alt_amsl_m == depot.position.alt_amsl_m
+        if len(depot.pads) > k // len(depots):
+            assert (spec.home_lat_deg, spec.home_lon_deg) in pads
 
 
 def test_cli_runs_until_interrupted(px4_root: Path, tmp_path: Path) -> None:

@@ -9,8 +9,15 @@ import math
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import SitlOptions
-from vehicles_harness import FleetUnderTest, distance_m, distance_to, fleet_under_test, offset
+from vehicles_harness import (
+    FleetUnderTest,
+    SitlChoice,
+    distance_m,
+    distance_to,
+    fleet_under_test,
+    offset,
+    require_builtin,
+)
 
 from vehicles.base import (
     Delay,
@@ -59,7 +66,7 @@ async def _events_until(events: AsyncIterator[VehicleEvent], kinds: set[EventKin
     raise AssertionError("event stream ended")
 
 
-async def test_fleet_discovers_quads_and_rover_on_one_port(sitl_options: SitlOptions) -> None:
+async def test_fleet_discovers_quads_and_rover_on_one_port(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["quad", "quad", "rover"]) as env:
         fleet = env.fleet
         assert sorted(fleet.vehicles) == [v.sysid for v in env.sim.vehicles]
@@ -95,11 +102,16 @@ async def test_fleet_discovers_quads_and_rover_on_one_port(sitl_options: SitlOpt
             assert s.landed == LandedState.ON_GROUND
             assert s.velocity is not None
             assert math.hypot(s.velocity.north_m_s, s.velocity.east_m_s) < 0.5
+        # the change stream starts with the current snapshot
+        async with asyncio.timeout(2):
+            first = await anext(env.vehicles[0].states())
+        assert first.vehicle_id == "quad-0"
+        assert first.position is not None
         with pytest.raises(UnknownVehicle):
             await fleet.vehicle(42, timeout_s=1.0)
 
 
-async def test_drone_mission_flies_to_completion(sitl_options: SitlOptions) -> None:
+async def test_drone_mission_flies_to_completion(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["quad"]) as env:
         drone = env.vehicles[0]
         lat, lon = _home_of(env, 0)
@@ -121,7 +133,7 @@ async def test_drone_mission_flies_to_completion(sitl_options: SitlOptions) -> N
         assert [e.detail for e in seen if e.kind == EventKind.MISSION_ITEM][-1] == "6/7"
 
 
-async def test_rover_drives_a_waypoint_mission_and_refuses_to_land(sitl_options: SitlOptions) -> None:
+async def test_rover_drives_a_waypoint_mission_and_refuses_to_land(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["rover"]) as env:
         rover = env.vehicles[0]
         lat, lon = _home_of(env, 0)
@@ -141,7 +153,7 @@ async def test_rover_drives_a_waypoint_mission_and_refuses_to_land(sitl_options:
         assert not rover.state.armed
 
 
-async def test_fence_violating_mission_is_refused_at_start_with_px4_reason(sitl_options: SitlOptions) -> None:
+async def test_fence_violating_mission_is_refused_at_start_with_px4_reason(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["quad"]) as env:
         drone = env.vehicles[0]
         lat, lon = _home_of(env, 0)
@@ -165,7 +177,7 @@ async def test_fence_violating_mission_is_refused_at_start_with_px4_reason(sitl_
         await drone.land()
 
 
-async def test_pause_holds_and_resume_continues(sitl_options: SitlOptions) -> None:
+async def test_pause_holds_and_resume_continues(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["quad"]) as env:
         drone = env.vehicles[0]
         await _airborne_on_mission(drone, *_home_of(env, 0))
@@ -185,7 +197,7 @@ async def test_pause_holds_and_resume_continues(sitl_options: SitlOptions) -> No
         assert moving.mission.current == paused.mission.current  # resumed the same item
 
 
-async def test_return_to_launch_lands_at_home(sitl_options: SitlOptions) -> None:
+async def test_return_to_launch_lands_at_home(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["quad"]) as env:
         drone = env.vehicles[0]
         lat, lon = _home_of(env, 0)
@@ -198,7 +210,7 @@ async def test_return_to_launch_lands_at_home(sitl_options: SitlOptions) -> None
         assert distance_to(landed, landed.home.lat_deg, landed.home.lon_deg) < 3.0
 
 
-async def test_goto_then_land_and_payload_release(sitl_options: SitlOptions) -> None:
+async def test_goto_then_land_and_payload_release(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["quad"]) as env:
         drone = env.vehicles[0]
         lat, lon = _home_of(env, 0)
@@ -222,9 +234,9 @@ async def test_goto_then_land_and_payload_release(sitl_options: SitlOptions) -> 
         assert down.landed == LandedState.ON_GROUND
 
 
-async def test_refused_arm_raises_command_rejected_with_reason(sitl_options: SitlOptions) -> None:
+async def test_refused_arm_raises_command_rejected_with_reason(sitl_options: SitlChoice) -> None:
+    require_builtin(sitl_options, "refuse_arm")
     async with fleet_under_test(sitl_options, ["quad"]) as env:
-        env.require_builtin("refuse_arm")
         drone = env.vehicles[0]
         env.sim_vehicle(0).faults.refuse_arm("test says no")
         with pytest.raises(CommandRejected) as refused:
@@ -238,7 +250,7 @@ async def test_refused_arm_raises_command_rejected_with_reason(sitl_options: Sit
         await drone.disarm()
 
 
-async def test_mode_that_px4_acks_but_does_not_take_is_rejected(sitl_options: SitlOptions) -> None:
+async def test_mode_that_px4_acks_but_does_not_take_is_rejected(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["quad"]) as env:
         drone = env.vehicles[0]
         # AUTO.READY: PX4 answers ACCEPTED and stays where it is (px4-notes)
@@ -248,27 +260,45 @@ async def test_mode_that_px4_acks_but_does_not_take_is_rejected(sitl_options: Si
         assert drone.state.mode == "HOLD"
 
 
-async def test_link_loss_is_detected_and_recovered(sitl_options: SitlOptions) -> None:
+async def test_link_loss_is_detected_and_state_resynchronised(sitl_options: SitlChoice) -> None:
+    require_builtin(sitl_options, "link_loss")
     async with fleet_under_test(sitl_options, ["quad", "rover"]) as env:
-        env.require_builtin("link_loss")
         drone, rover = env.vehicles
+        sim = env.sim_vehicle(0)
+        await _airborne_on_mission(drone, *_home_of(env, 0), north_m=120.0)
         events = drone.events()
-        outage_s = 80.0  # vehicle seconds
-        env.sim_vehicle(0).faults.link_loss(outage_s)
+        outage_s = 40.0  # vehicle seconds: longer than PX4's COM_DL_LOSS_T (10 s)
+        sim.faults.link_loss(outage_s)
         lost = await drone.wait_for(lambda s: not s.link_alive, 30, "link lost", fail_on_link_loss=False)
         assert lost.heartbeat_age_s > 0.5 * env.fleet.wall_s(3.0)
         assert rover.state.link_alive  # the other vehicle on the same port is unaffected
         with pytest.raises(LinkLost):
-            await drone.arm()
+            await drone.pause()
         seen = await _events_until(events, {EventKind.LINK_LOST, EventKind.LINK_RESTORED},
                                    env.fleet.wall_s(outage_s) + 10)
         kinds = [e.kind for e in seen]
         assert kinds.index(EventKind.LINK_LOST) < kinds.index(EventKind.LINK_RESTORED)
-        back = drone.state
-        assert back.link_alive
+        truth = sim.snapshot()
+        # PX4's data-link-loss failsafe sent it home while we could not hear it
+        assert truth.mode_name == "AUTO.RTL"
+        back = await drone.wait_for(
+            lambda s: s.mode == "RTL" and s.mission.state == MissionState.PAUSED, 10, "resynchronised")
+        assert back.mission.current == truth.mission_seq
+        assert back.mission.total == truth.mission_total
         assert back.heartbeat_age_s < 2.0
-        assert back.mode == "HOLD"
         assert back.home is not None
-        assert distance_m(back.home.lat_deg, back.home.lon_deg, *_home_of(env, 0)) < 5.0
-        await drone.arm()  # commands work again
-        await drone.disarm()
+        assert distance_m(back.home.lat_deg, back.home.lon_deg, truth.home_lat_deg, truth.home_lon_deg) < 1.0
+        assert back.position is not None
+        assert distance_m(back.position.lat_deg, back.position.lon_deg, truth.lat_deg, truth.lon_deg) < 30.0
+        assert [e.detail for e in seen if e.kind == EventKind.MODE_CHANGED][-1] == "MISSION->RTL"
+
+
+async def test_set_param_on_real_px4(sitl_options: SitlChoice) -> None:
+    if sitl_options.backend != "px4":
+        pytest.skip("the built-in simulator has no parameter protocol; run with --sitl px4")
+    async with fleet_under_test(sitl_options, ["quad"]) as env:
+        drone = env.vehicles[0]
+        await drone.set_param("MPC_XY_CRUISE", 7.5)
+        await drone.set_param("COM_DISARM_LAND", 3.0)
+        with pytest.raises(CommandRejected):
+            await drone.set_param("NO_SUCH_PARAM", 1)

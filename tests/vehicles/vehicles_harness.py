@@ -13,7 +13,7 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -23,6 +23,17 @@ from vehicles.mavsdk_backend import MavsdkFleet, MavsdkVehicle
 ORIGIN = (60.1699, 24.9384, 15.0)  # Helsinki, ground at 15 m AMSL
 BUILTIN_SPEED = 10.0
 PX4_MAX_SPEED_X_VEHICLES = 12.0  # px4-notes: keep N x F within ~12 on 2 cores
+
+
+class SitlChoice(Protocol):
+    """The `sitl_options` fixture of tests/conftest.py (its SitlOptions; conftest modules are not
+    importable by name when several exist, so tests type it by shape)."""
+
+    @property
+    def backend(self) -> str: ...
+    @property
+    def px4_dir(self) -> Path | None: ...
+    def px4_skip_reason(self) -> str | None: ...
 
 
 def free_udp_block(size: int, attempts: int = 200) -> int:
@@ -86,9 +97,11 @@ class FleetUnderTest:
     def sim_vehicle(self, i: int) -> Any:
         return self.sim.vehicles[i]
 
-    def require_builtin(self, what: str) -> None:
-        if self.backend != "builtin":
-            pytest.skip(f"{what} needs the built-in simulator's fault injection (running {self.backend})")
+
+def require_builtin(options: SitlChoice, what: str) -> None:
+    """Skip (saying why) unless the run uses the built-in simulator, whose faults we inject."""
+    if options.backend != "builtin":
+        pytest.skip(f"{what} needs the built-in simulator's fault injection (running {options.backend})")
 
 
 def specs_for(kinds: Sequence[str]) -> list[Spec]:
@@ -97,7 +110,7 @@ def specs_for(kinds: Sequence[str]) -> list[Spec]:
 
 
 @contextlib.asynccontextmanager
-async def fleet_under_test(options: Any, kinds: Sequence[str], *, ready_timeout_s: float = 60.0
+async def fleet_under_test(options: SitlChoice, kinds: Sequence[str], *, ready_timeout_s: float = 60.0
                            ) -> AsyncIterator[FleetUnderTest]:
     specs = specs_for(kinds)
     sim_cm: Any
@@ -111,7 +124,8 @@ async def fleet_under_test(options: Any, kinds: Sequence[str], *, ready_timeout_
             pytest.skip(f"sitl.px4 is not importable: {e}")
         speed = max(1.0, min(BUILTIN_SPEED, PX4_MAX_SPEED_X_VEHICLES / len(kinds)))
         url = "udpin://127.0.0.1:14550"  # PX4's GCS link only ever goes to 14550
-        sim_cm = Px4Fleet(Path(options.px4_dir), specs, speed_factor=speed)
+        assert options.px4_dir is not None
+        sim_cm = Px4Fleet(options.px4_dir, specs, speed_factor=speed)
     else:
         try:
             from sitl import SimFleet, SimPorts, VehicleSpec

@@ -1,10 +1,13 @@
-"""One vehicle's picture of itself, fed from MAVSDK subscriptions, published as snapshots + events.
+"""One vehicle's picture of itself, fed from MAVSDK, published as snapshots + events.
 
-MAVSDK's Telemetry plugin gives position, velocity, heading, battery, landed state, health, home and
-status texts. HEARTBEAT and MISSION_CURRENT come through MavlinkDirect because MAVSDK's flight-mode
-enum folds PX4 modes together, it exposes neither the heartbeat's arrival time (link age) nor
-MAV_TYPE changes, and its mission progress lacks MISSION_CURRENT.mission_state (ACTIVE / PAUSED /
-COMPLETE).
+Fast telemetry (position, velocity, heading, battery, landed state, health, home) is *sampled* from
+MAVSDK's Telemetry getters on the loop, a few times per vehicle second: PX4 streams it at up to
+50 Hz (times the speed factor), and one Python callback per message from MAVSDK's thread fights the
+loop for the GIL until MAVSDK starts dropping callbacks ("a subscriber is not keeping up").
+Rare, must-not-miss messages are subscribed: status texts (Telemetry), and through MavlinkDirect
+HEARTBEAT (MAVSDK's flight-mode enum folds PX4 modes together and hides the arrival time we need for
+link age), MISSION_CURRENT (MAVSDK's progress lacks mission_state ACTIVE / PAUSED / COMPLETE) and
+COMMAND_ACK (PX4's MAV_RESULT behind MAVSDK's own result enum).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ def _finite(value: float) -> float | None:
 
 # MAVSDK Telemetry objects -> our snapshot fields (run on MAVSDK's thread)
 def _position(p: Any) -> dict[str, Any]:
+    if not (math.isfinite(p.latitude_deg) and math.isfinite(p.longitude_deg)):
+        return {"position": None}
     return {"position": Position(p.latitude_deg, p.longitude_deg, p.absolute_altitude_m, p.relative_altitude_m)}
 
 
@@ -114,6 +119,7 @@ class Tracker:
         self._texts: deque[tuple[float, int, str]] = deque(maxlen=32)
         self._acks: dict[int, tuple[float, int]] = {}  # command -> (when, MAV_RESULT) of its last ACK
         self._dirty = False
+        self._telemetry: Telemetry | None = None
         self.inbox = Inbox(loop, self._publish)
 
     @property
@@ -123,26 +129,28 @@ class Tracker:
     # ---- wiring (called once, on the loop) ----
 
     def subscribe(self, telemetry: Telemetry, direct: MavlinkDirect) -> None:
-        latest = self._latest_cb
-        telemetry.subscribe_position(latest("position", _position))
-        telemetry.subscribe_velocity_ned(latest("velocity", _velocity))
-        telemetry.subscribe_heading(latest("heading", _heading))
-        telemetry.subscribe_battery(latest("battery", _battery))
-        telemetry.subscribe_landed_state(latest("landed", _landed))
-        telemetry.subscribe_health(latest("health", _health))
-        telemetry.subscribe_home(latest("home", _home))
+        self._telemetry = telemetry
         telemetry.subscribe_status_text(self._status_text_cb)
         direct.subscribe_message("HEARTBEAT", self._heartbeat_cb)
         direct.subscribe_message("MISSION_CURRENT", self._mission_current_cb)
-        # MAVSDK's Action reports its own result enum; the raw ACK keeps PX4's MAV_RESULT.
         direct.subscribe_message("COMMAND_ACK", self._command_ack_cb)
 
-    def _latest_cb(self, key: str, convert: Callable[[Any], dict[str, Any]]) -> Callable[[Any, Any], None]:
-        """A MAVSDK callback (run on MAVSDK's thread) that copies the values out of the message
-        there and applies them on the loop, newest per key."""
-        def callback(data: Any, _user_data: Any) -> None:
-            self.inbox.latest(key, functools.partial(self._set_fields, convert(data)))
-        return callback
+    def sample(self) -> None:
+        """Read the latest fast telemetry (cached by MAVSDK: no waiting) and publish if it changed."""
+        t = self._telemetry
+        if t is None:
+            return
+        changes = {**_position(t.position()), **_velocity(t.velocity_ned()), **_heading(t.heading()),
+                   **_battery(t.battery()), **_landed(t.landed_state()), **_health(t.health()),
+                   **_home(t.home())}
+        if changes["home"] is None:
+            del changes["home"]  # PX4 has no home yet (NaNs): keep what we had
+        if changes["position"] is None:
+            del changes["position"]
+        changed = {k: v for k, v in changes.items() if getattr(self._snap, k) != v}
+        if changed:
+            self._set(**changed)
+        self._publish()
 
     def _status_text_cb(self, data: Any, _user_data: Any) -> None:
         self.inbox.ordered(functools.partial(self._on_text, time.monotonic(), int(data.type), str(data.text)))
@@ -166,11 +174,6 @@ class Tracker:
         self.inbox.ordered(lambda: self._acks.__setitem__(command, (at, result)))
 
     # ---- applied on the loop ----
-
-    def _set_fields(self, changes: dict[str, Any]) -> None:
-        if "home" in changes and changes["home"] is None:
-            return  # PX4 sends HOME_POSITION with NaNs before it has one
-        self._set(**changes)
 
     def _set(self, **changes: Any) -> None:
         self._snap = replace(self._snap, **changes)

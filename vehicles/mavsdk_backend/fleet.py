@@ -48,11 +48,13 @@ class MavsdkFleet:
     `fleet_config` maps system ids to vehicle ids (others get "sys<id>"). `speed_factor` is how much
     faster than real time the vehicles run: every timeout (given in vehicle seconds) is divided by
     it, never below `min_wall_timeout_s`. The link counts as lost after `link_timeout_s` (vehicle
-    seconds, same scaling) without a HEARTBEAT.
+    seconds, same scaling) without a HEARTBEAT. Position and the other fast telemetry are sampled
+    every `sample_period_s` (vehicle seconds; at most 20 times per wall second).
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, fleet_config: Mapping[int, str] | None = None,
-                 speed_factor: float = 1.0, link_timeout_s: float = 3.0, min_wall_timeout_s: float = 2.0) -> None:
+                 speed_factor: float = 1.0, link_timeout_s: float = 3.0, min_wall_timeout_s: float = 2.0,
+                 sample_period_s: float = 0.2) -> None:
         if speed_factor <= 0:
             raise ValueError(f"speed_factor must be positive, got {speed_factor}")
         self.url = url
@@ -60,6 +62,7 @@ class MavsdkFleet:
         self._config = dict(fleet_config or {})
         self._link_timeout_s = link_timeout_s
         self._min_wall_s = min_wall_timeout_s
+        self._sample_period_s = sample_period_s
         self._vehicles: dict[int, MavsdkVehicle] = {}
         self._roster: Latest[int] = Latest(0)  # bumped on every discovery
         self._discoveries: Fanout[MavsdkVehicle] = Fanout()
@@ -85,6 +88,7 @@ class MavsdkFleet:
         self._stack.push_async_callback(self._shutdown)
         self.spawn(self._discover(), "fleet-discovery")
         self.spawn(self._watch_links(), "fleet-link-watch")
+        self.spawn(self._sample_telemetry(), "fleet-telemetry")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -129,8 +133,8 @@ class MavsdkFleet:
     async def vehicle(self, key: int | str, timeout_s: float = 30.0) -> MavsdkVehicle:
         """The vehicle with this system id or vehicle id, waiting for it to be heard."""
         try:
-            async with asyncio.timeout(self.wall_s(timeout_s)):
-                async for _ in self._roster.changes():
+            async with asyncio.timeout(self.wall_s(timeout_s)), contextlib.aclosing(self._roster.changes()) as roster:
+                async for _ in roster:
                     found = self._find(key)
                     if found is not None:
                         return found
@@ -161,18 +165,27 @@ class MavsdkFleet:
         try:
             await asyncio.sleep(0)
             while True:
-                await self._adopt_new_systems()
-                await next_tick
-                next_tick = asyncio.ensure_future(anext(ticks))
+                undecided = await self._adopt_new_systems()
+                # A system can be announced before its autopilot's HEARTBEAT told MAVSDK what it
+                # is; look again shortly instead of waiting for a tick that will not come.
+                await asyncio.wait({next_tick}, timeout=self.wall_s(0.5, floor_s=0.1) if undecided else None)
+                if next_tick.done():
+                    next_tick = asyncio.ensure_future(anext(ticks))
         finally:
             next_tick.cancel()
 
-    async def _adopt_new_systems(self) -> None:
+    async def _adopt_new_systems(self) -> bool:
+        """Make vehicles of new autopilot systems; True if some system is not identified yet."""
+        undecided = False
         for system in await self._mavsdk.get_systems():
             sysid = int(await system.get_system_id())
-            if sysid in self._vehicles or not await system.has_autopilot():
+            if sysid in self._vehicles:
                 continue
-            kind = self._kind_of(await system.vehicle_type())
+            mavsdk_type = await system.vehicle_type()
+            if not await system.has_autopilot() or mavsdk_type == MavsdkVehicleType.UNKNOWN:
+                undecided = True
+                continue
+            kind: VehicleKind = "rover" if mavsdk_type == MavsdkVehicleType.ROVER else "drone"
             vehicle_id = self._config.get(sysid, f"sys{sysid}")
             # The asyncio System wraps the ctypes one that MAVSDK's plugins take.
             vehicle = MavsdkVehicle(self, system._system, vehicle_id, sysid, kind)
@@ -181,13 +194,7 @@ class MavsdkFleet:
             self._discoveries.publish(vehicle)
             self._events.publish(VehicleEvent(vehicle_id, EventKind.DISCOVERED, kind))
             self._roster.set(len(self._vehicles))
-
-    @staticmethod
-    def _kind_of(mavsdk_type: Any) -> VehicleKind:
-        # MAVSDK folds MAV_TYPE into MULTICOPTER / ROVER; the first HEARTBEAT refines it (px4.kind_of_mav_type).
-        if mavsdk_type == MavsdkVehicleType.ROVER:
-            return "rover"
-        return "drone"
+        return undecided
 
     async def _watch_links(self) -> None:
         timeout_s = self.wall_s(self._link_timeout_s)
@@ -197,4 +204,12 @@ class MavsdkFleet:
             now = time.monotonic()
             for vehicle in self._vehicles.values():
                 vehicle._tracker.check_link(now, timeout_s)
+
+    async def _sample_telemetry(self) -> None:
+        # A few samples per vehicle second, at most 20 per wall second (see _telemetry's docstring).
+        period_s = self.wall_s(self._sample_period_s, floor_s=0.05)
+        while True:
+            await asyncio.sleep(period_s)
+            for vehicle in self._vehicles.values():
+                vehicle._tracker.sample()
 

@@ -1,8 +1,10 @@
 """One PX4 vehicle behind the fleet's MAVSDK instance: commands that return once PX4 did them.
 
 Which MAVSDK piece does what, and why:
-- Action: arm, disarm, land, return, goto (DO_REPOSITION in GLOBAL_INT with AMSL altitude, as PX4
-  requires). MAVSDK fills the "unset" NaN parameters, which MavlinkDirect's JSON cannot carry.
+- Action: arm, disarm, land, return. MAVSDK fills the "unset" NaN parameters, which MavlinkDirect's
+  JSON cannot carry.
+- MavlinkDirect for goto: MAVSDK's goto_location sends DO_REPOSITION in MAV_FRAME_GLOBAL, which PX4
+  refuses; PX4 wants COMMAND_INT in GLOBAL_INT with an AMSL altitude.
 - MavlinkDirect for DO_SET_MODE (pause = Hold, resume = Mission): PX4 ACKs DO_SET_MODE even when it
   does not switch, so every mode change is confirmed by the HEARTBEAT's custom_mode instead.
 - MavlinkDirect for MISSION_START: MAVSDK's start_mission is a mode switch, which PX4 accepts and
@@ -18,6 +20,7 @@ configuration is); they are attached to `CommandRejected.reason`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -27,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from mavsdk.plugins.action import Action, ActionResult
 from mavsdk.plugins.geofence import Geofence, GeofenceResult
-from mavsdk.plugins.mavlink_direct import MavlinkDirect, MavlinkDirectResult, MavlinkMessage
+from mavsdk.plugins.mavlink_direct import (
+    MavlinkDirect,
+    MavlinkDirectError,
+    MavlinkDirectResult,
+    MavlinkMessage,
+)
 from mavsdk.plugins.mission_raw import MissionItem as RawMissionItem
 from mavsdk.plugins.mission_raw import MissionRaw, MissionRawResult
 from mavsdk.plugins.param import Param, ParamError
@@ -61,7 +69,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GCS_COMPONENT_ID = 1  # PX4's autopilot component
+AUTOPILOT_COMPONENT_ID = 1  # PX4's autopilot component
 _HOLD = px4.mode_number("HOLD")
 _MISSION = px4.mode_number("MISSION")
 _RTL = px4.mode_number("RTL")
@@ -90,6 +98,17 @@ class MavsdkVehicle:
         self._tracker = Tracker(vehicle_id, sysid, kind, loop, self._on_link_restored, fleet._events)
         self._tracker.subscribe(self._telemetry, self._direct)
         self._mission_total = 0
+        self._introduce()
+
+    def _introduce(self) -> None:
+        # MAVSDK's own 1 Hz GCS heartbeat may come up to a second after discovery, and until PX4
+        # has seen one it keeps its STATUSTEXTs (our refusal reasons) to itself: say hello now.
+        hello = {"type": px4.MAV_TYPE_GCS, "autopilot": 8, "base_mode": 0, "custom_mode": 0,
+                 "system_status": 4, "mavlink_version": 3}
+        try:
+            self._direct.send_message(MavlinkMessage("HEARTBEAT", 0, 0, 0, 0, json.dumps(hello)))
+        except MavlinkDirectError as e:
+            log.info("%s: early GCS heartbeat not sent: %s", self._vehicle_id, e)
 
     def close(self) -> None:
         self._tracker.inbox.close()
@@ -128,8 +147,8 @@ class MavsdkVehicle:
         first (unless `fail_on_link_loss` is false)."""
         wall_s = self._fleet.wall_s(timeout_s)
         try:
-            async with asyncio.timeout(wall_s):
-                async for snap in self._tracker.snapshots.changes():
+            async with asyncio.timeout(wall_s), contextlib.aclosing(self._tracker.snapshots.changes()) as snaps:
+                async for snap in snaps:
                     if predicate(snap):
                         return snap
                     if fail_on_link_loss and not snap.link_alive and self._tracker.heartbeats:
@@ -163,12 +182,18 @@ class MavsdkVehicle:
         await self._confirm("return_to_launch", lambda s: s.custom_mode == _RTL, t0)
 
     async def goto(self, lat: float, lon: float, alt_m: float, *, timeout_s: float | None = None) -> None:
-        home = self._tracker.snap.home
-        if home is None:
-            raise NotReady(self._vehicle_id, "home position unknown (goto altitudes are above home)")
-        alt_amsl_m = home.alt_amsl_m + (alt_m if self.kind == "drone" else 0.0)
-        t0 = await self._action_call(
-            "goto", px4.MAV_CMD_DO_REPOSITION, lambda cb: self._action.goto_location_async(lat, lon, alt_amsl_m, math.nan, cb), timeout_s)
+        snap = self._tracker.snap
+        if snap.home is None or snap.position is None:
+            raise NotReady(self._vehicle_id, "position or home unknown (goto altitudes are above home)")
+        alt_amsl_m = snap.home.alt_amsl_m + (alt_m if self.kind == "drone" else 0.0)
+        # MAVSDK's goto_location sends DO_REPOSITION in MAV_FRAME_GLOBAL, which PX4 refuses
+        # (COMMAND_UNSUPPORTED_MAV_FRAME): PX4 takes COMMAND_INT in GLOBAL_INT only, z AMSL.
+        # MavlinkDirect's JSON cannot carry NaN ("keep yaw"), so face the direction of travel.
+        yaw_rad = _bearing_rad(snap.position.lat_deg, snap.position.lon_deg, lat, lon)
+        fields = {"frame": px4.MAV_FRAME_GLOBAL_INT, "current": 0, "autocontinue": 0,
+                  "param1": -1.0, "param2": 1.0, "param3": 0.0, "param4": yaw_rad,  # default speed, to Hold
+                  "x": round(lat * 1e7), "y": round(lon * 1e7), "z": alt_amsl_m}
+        t0 = await self._send_command("goto", "COMMAND_INT", px4.MAV_CMD_DO_REPOSITION, fields, timeout_s)
         await self._confirm("goto", lambda s: s.custom_mode == _HOLD, t0)
 
     async def pause(self, *, timeout_s: float | None = None) -> None:
@@ -206,12 +231,14 @@ class MavsdkVehicle:
             self._param = Param(self._system)
         param = self._param
         setter = param.set_param_int if isinstance(value, int) else param.set_param_float
+        self._require_link()
+        timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
         t0 = time.monotonic()
         try:
-            async with asyncio.timeout(self._fleet.wall_s(timeout_s or COMMAND_TIMEOUT_S)):
+            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
                 await asyncio.to_thread(setter, name, value)
         except TimeoutError:
-            raise self._lost_or(CommandTimeout(f"set_param {name}", timeout_s or COMMAND_TIMEOUT_S)) from None
+            raise self._lost_or(CommandTimeout(f"set_param {name}", timeout_s)) from None
         except ParamError as e:
             raise CommandRejected(f"set_param {name}", e.result.name, self._tracker.reasons_since(t0)) from e
 
@@ -246,7 +273,8 @@ class MavsdkVehicle:
 
     async def _transfer(self, what: str, start: Callable[[Callable[..., None]], object], timeout_s: float | None,
                         error: type[MissionUploadFailed] | type[GeofenceUploadFailed]) -> None:
-        timeout_s = timeout_s or UPLOAD_TIMEOUT_S
+        self._require_link()
+        timeout_s = UPLOAD_TIMEOUT_S if timeout_s is None else timeout_s
         t0 = time.monotonic()
         try:
             async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
@@ -264,7 +292,8 @@ class MavsdkVehicle:
     async def _action_call(self, what: str, command: int, start: Callable[[Callable[..., None]], object],
                            timeout_s: float | None) -> float:
         """Run an Action `*_async` call; returns when ACCEPTED (time sent), raises otherwise."""
-        timeout_s = timeout_s or COMMAND_TIMEOUT_S
+        self._require_link()
+        timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
         t0 = time.monotonic()
         try:
             async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
@@ -283,13 +312,19 @@ class MavsdkVehicle:
 
     async def _command_long(self, what: str, command: int, params: Sequence[float],
                             timeout_s: float | None) -> float:
-        """COMMAND_LONG via MavlinkDirect; waits for the final ACK (past IN_PROGRESS)."""
-        timeout_s = timeout_s or COMMAND_TIMEOUT_S
-        fields: dict[str, float] = {"target_system": self._sysid, "target_component": GCS_COMPONENT_ID,
-                                    "command": command, "confirmation": 0}
+        fields: dict[str, float] = {"confirmation": 0}
         for i in range(7):
             fields[f"param{i + 1}"] = float(params[i]) if i < len(params) else 0.0
-        message = MavlinkMessage("COMMAND_LONG", 0, 0, self._sysid, GCS_COMPONENT_ID, json.dumps(fields))
+        return await self._send_command(what, "COMMAND_LONG", command, fields, timeout_s)
+
+    async def _send_command(self, what: str, message_name: str, command: int, fields: dict[str, float],
+                            timeout_s: float | None) -> float:
+        """COMMAND_LONG/INT via MavlinkDirect; waits for the final ACK (past IN_PROGRESS).
+        Returns when ACCEPTED (the time it was sent), raises otherwise."""
+        self._require_link()
+        timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
+        body = {"target_system": self._sysid, "target_component": AUTOPILOT_COMPONENT_ID, "command": command, **fields}
+        message = MavlinkMessage(message_name, 0, 0, self._sysid, AUTOPILOT_COMPONENT_ID, json.dumps(body))
         t0 = time.monotonic()
         try:
             async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
@@ -319,13 +354,19 @@ class MavsdkVehicle:
         """PX4's reason text; it can trail the ACK by a moment, so give it a short grace."""
         if not self._tracker.has_text_since(t0):
             try:
-                async with asyncio.timeout(self._fleet.wall_s(1.0, floor_s=0.5)):
-                    async for _ in self._tracker.snapshots.changes(include_current=False):
+                changes = self._tracker.snapshots.changes(include_current=False)
+                async with asyncio.timeout(self._fleet.wall_s(1.0, floor_s=0.5)), contextlib.aclosing(changes):
+                    async for _ in changes:
                         if self._tracker.has_text_since(t0):
                             break
             except TimeoutError:
                 pass
         return self._tracker.reasons_since(t0)
+
+    def _require_link(self) -> None:
+        # Do not shout into the void: the caller learns at once, and retries once LINK_RESTORED.
+        if not self._tracker.snap.link_alive and self._tracker.heartbeats:
+            raise LinkLost(self._vehicle_id)
 
     def _lost_or(self, error: Exception) -> Exception:
         return error if self._tracker.snap.link_alive else LinkLost(self._vehicle_id)
@@ -341,6 +382,14 @@ class MavsdkVehicle:
                 await self.request_message(message_id)
             except (CommandRejected, CommandTimeout, LinkLost) as e:
                 log.info("%s: resync of message %d failed: %s", self._vehicle_id, message_id, e)
+
+
+def _bearing_rad(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Initial great-circle bearing from point 1 to point 2, radians clockwise from north."""
+    phi1, phi2, dlon = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
+    y = math.sin(dlon) * math.cos(phi2)
+    x = math.cos(phi1) * math.sin(phi2) - math.sin(phi1) * math.cos(phi2) * math.cos(dlon)
+    return math.atan2(y, x)
 
 
 if TYPE_CHECKING:
