@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--updates", type=int, default=10)
     args = parser.parse_args()
-    console = Console(width=110)
+    console = Console(width=120)
 
     from extremitypathfinder import PolygonEnvironment
 

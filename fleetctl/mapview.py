@@ -14,11 +14,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Polygon as MplPolygon  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Polygon as MplPolygon
 
-from planner.site import Site  # noqa: E402
+from planner.site import Site
 
 
 @dataclass(frozen=True)

@@ -12,31 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planner.energy import EnergyEstimate, check_feasible, drone_leg_energy, robot_leg_energy, wind_components
+from planner.energy import EnergyEstimate, check_feasible, drone_leg_energy, robot_leg_energy
 from planner.errors import PlanningError
 from planner.flight import FlightPlan, FlightPlanner, plan_flight
 from planner.sidewalk import SidewalkRoute
 from planner.site import Site
 from planner.vehicle_model import VehicleModel
+from planner.wind import Wind, track_deg
 
 #: Time a drone hovers over the drop point while the winch lowers and releases the parcel.
 DRONE_RELEASE_HOVER_S = 30.0
 #: Time a robot waits at the door for the recipient (the hand-off window it plans energy for).
 ROBOT_HANDOFF_WAIT_S = 180.0
-
-
-@dataclass(frozen=True)
-class Wind:
-    """Wind at cruise height: speed and the direction it blows FROM (degrees clockwise from north)."""
-
-    speed_m_s: float = 0.0
-    from_deg: float = 0.0
-
-    @property
-    def east_north_m_s(self) -> tuple[float, float]:
-        """Air-mass velocity (where the wind blows TO), east and north."""
-        to_rad = math.radians(self.from_deg + 180.0)
-        return self.speed_m_s * math.sin(to_rad), self.speed_m_s * math.cos(to_rad)
 
 
 @dataclass(frozen=True)
@@ -64,8 +51,7 @@ def _drone_energy(plan: FlightPlan, model: VehicleModel, payload_kg: float, wind
         length_m = math.hypot(x1 - x0, y1 - y0)
         if length_m == 0.0:
             continue
-        track_deg = math.degrees(math.atan2(x1 - x0, y1 - y0))
-        head, cross = wind_components(track_deg, wind.speed_m_s, wind.from_deg)
+        head, cross = wind.head_cross_m_s(track_deg(x1 - x0, y1 - y0))
         total = total + drone_leg_energy(model, distance_m=length_m, payload_kg=payload_kg,
                                          headwind_m_s=head, crosswind_m_s=cross)
     return total

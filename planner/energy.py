@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 
 from planner.errors import EnergyInfeasible, PayloadTooHeavy, WindLimitExceeded
 from planner.vehicle_model import VehicleModel
+from planner.wind import Wind
 
 G_M_S2 = 9.80665
 DEFAULT_CLIMB_EFFICIENCY = 0.6  # electrical -> potential energy while climbing
@@ -79,8 +80,7 @@ def mass_factor(model: VehicleModel, payload_kg: float) -> float:
 def wind_components(track_deg: float, wind_speed_m_s: float, wind_from_deg: float) -> tuple[float, float]:
     """(headwind, crosswind) in m/s for a track (deg clockwise from north) and a wind blowing FROM
     `wind_from_deg` (meteorological convention). Headwind < 0 is a tailwind."""
-    rel = math.radians(wind_from_deg - track_deg)
-    return wind_speed_m_s * math.cos(rel), abs(wind_speed_m_s * math.sin(rel))
+    return Wind(wind_speed_m_s, wind_from_deg).head_cross_m_s(track_deg)
 
 
 def ground_speed_m_s(model: VehicleModel, headwind_m_s: float = 0.0, crosswind_m_s: float = 0.0) -> float:
@@ -93,7 +93,7 @@ def ground_speed_m_s(model: VehicleModel, headwind_m_s: float = 0.0, crosswind_m
         raise WindLimitExceeded(wind, model.max_wind_m_s, f"above the limit of {model.name!r}")
     airspeed = model.cruise_speed_m_s
     if abs(crosswind_m_s) >= airspeed:
-        raise WindLimitExceeded(wind, model.max_wind_m_s, "crosswind at or above cruise airspeed")
+        raise WindLimitExceeded(wind, model.max_wind_m_s, "crosswind at or above cruise airspeed leaves no headway")
     speed = math.sqrt(airspeed**2 - crosswind_m_s**2) - headwind_m_s
     if speed <= 0.05 * airspeed:
         raise WindLimitExceeded(wind, model.max_wind_m_s, "headwind leaves no useful ground speed")

@@ -75,6 +75,7 @@ class WindLimitExceeded(PlanningError):
     def __init__(self, wind_m_s: float, limit_m_s: float, why: str) -> None:
         self.wind_m_s = wind_m_s
         self.limit_m_s = limit_m_s
+        self.why = why
         super().__init__(f"wind {wind_m_s:.1f} m/s (limit {limit_m_s:.1f} m/s): {why}")
 
 

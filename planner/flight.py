@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from planner._obstacles import ObstacleSet
 from planner.airspace import Airspace, NoFlyZone
+from planner.energy import ground_speed_m_s
 from planner.errors import (
     InsideNoFlyZone,
     NoRoute,
@@ -30,6 +31,7 @@ from planner.errors import (
     WindLimitExceeded,
 )
 from planner.vehicle_model import VehicleModel
+from planner.wind import Wind, track_deg
 
 FloatArray = npt.NDArray[np.float64]
 LegKind = Literal["climb", "cruise", "descent"]
@@ -162,21 +164,6 @@ class FlightPlan:
     duration_s: float
 
 
-def ground_speed_m_s(
-    airspeed_m_s: float, track: tuple[float, float], wind_en_m_s: tuple[float, float]
-) -> float:
-    """Speed over ground along unit vector `track` when the vehicle crabs into the crosswind.
-
-    `wind_en_m_s` is the air-mass velocity (where the wind blows to), east and north. Returns a
-    value <= 0 when the vehicle cannot make headway (strong head- or crosswind).
-    """
-    wind_along = wind_en_m_s[0] * track[0] + wind_en_m_s[1] * track[1]
-    wind_across = wind_en_m_s[0] * track[1] - wind_en_m_s[1] * track[0]
-    if abs(wind_across) >= airspeed_m_s:
-        return 0.0
-    return math.sqrt(airspeed_m_s**2 - wind_across**2) + wind_along
-
-
 def plan_flight(
     planner: FlightPlanner,
     start_xy: tuple[float, float],
@@ -201,8 +188,8 @@ def plan_flight(
         raise ValueError(
             f"cruise at {cruise_alt_m} m is above the {planner.max_alt_m} m the planner considered zones for"
         )
-    wind = (float(wind_east_m_s), float(wind_north_m_s))
-    wind_m_s = math.hypot(*wind)
+    wind = Wind.from_east_north(float(wind_east_m_s), float(wind_north_m_s))
+    wind_m_s = wind.speed_m_s
     if wind_m_s > model.max_wind_m_s:
         raise WindLimitExceeded(wind_m_s, model.max_wind_m_s, f"above the limit of {model.name!r}")
 
@@ -224,14 +211,11 @@ def plan_flight(
     legs.append(FlightLeg("climb", start3, top3, alt, alt / model.climb_speed_m_s, 0.0))
     for index, (a, b) in enumerate(itertools.pairwise(pts)):
         length_m = float(math.hypot(b[0] - a[0], b[1] - a[1]))
-        track = ((b[0] - a[0]) / length_m, (b[1] - a[1]) / length_m)
-        speed = ground_speed_m_s(model.cruise_speed_m_s, track, wind)
-        if speed <= 1e-9:
-            raise WindLimitExceeded(
-                wind_m_s,
-                model.max_wind_m_s,
-                f"no headway on cruise leg {index} at {model.cruise_speed_m_s} m/s airspeed",
-            )
+        head_m_s, cross_m_s = wind.head_cross_m_s(track_deg(b[0] - a[0], b[1] - a[1]))
+        try:
+            speed = ground_speed_m_s(model, head_m_s, cross_m_s)
+        except WindLimitExceeded as exc:
+            raise WindLimitExceeded(exc.wind_m_s, exc.limit_m_s, f"cruise leg {index}: {exc.why}") from exc
         legs.append(
             FlightLeg(
                 "cruise",
@@ -260,6 +244,5 @@ __all__ = [
     "FlightPath",
     "FlightPlan",
     "FlightPlanner",
-    "ground_speed_m_s",
     "plan_flight",
 ]

@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GCS link of instance i listens on this + i (default 18570)")
     run.add_argument("--api-listen-base", type=int, default=14580,
                      help="API link of instance i listens on this + i (default 14580)")
+    run.add_argument("--dl-loss-timeout", type=float, default=10.0,
+                     help="data-link-loss failsafe (RTL) after this many sim seconds without a GCS heartbeat "
+                          "(PX4's COM_DL_LOSS_T, default 10; 0 disables). A GCS heartbeating at 1 Hz wall "
+                          "needs more than the speed factor, as with real PX4 SITL")
     run.add_argument("--fault", action="append", default=[], metavar="SPEC", help="inject a fault (see below)")
     run.add_argument("--duration", type=float, default=None,
                      help="stop after this many simulated seconds (default: run until Ctrl-C)")
@@ -143,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 def vehicle_specs(args: argparse.Namespace) -> list[VehicleSpec]:
     site = None
     if args.site is not None:
-        from planner.site import load_site  # noqa: PLC0415 - the site loader is only needed here
+        from planner.site import load_site
 
         site = load_site(args.site)
     n_quads, n_rovers = args.quads, args.rovers
@@ -167,7 +171,7 @@ def vehicle_specs(args: argparse.Namespace) -> list[VehicleSpec]:
 
 
 def _homes(args: argparse.Namespace, site: object | None, n: int) -> list[tuple[float, float, float]]:
-    from planner.geo import offset_wgs84  # noqa: PLC0415
+    from planner.geo import offset_wgs84
 
     spots: list[tuple[float, float, float]] = []
     if site is not None:
@@ -202,7 +206,9 @@ async def run_fleet(args: argparse.Namespace, specs: Sequence[VehicleSpec], faul
     ports = SimPorts(target_host=args.target_host, gcs_target_port=args.gcs_port,
                      api_target_base=args.api_target_base, gcs_listen_base=args.gcs_listen_base,
                      api_listen_base=args.api_listen_base, bind_host=args.bind_host)
-    async with SimFleet(specs, ports=ports, speed_factor=args.speed, stream_profile=args.stream_profile) as fleet:
+    dl_loss = args.dl_loss_timeout if args.dl_loss_timeout > 0 else None
+    async with SimFleet(specs, ports=ports, speed_factor=args.speed, stream_profile=args.stream_profile,
+                        datalink_timeout_s=dl_loss) as fleet:
         for v in fleet.vehicles:
             s = v.snapshot()
             print(f"sysid {v.sysid:3d}  {v.kind:5s}  instance {v.instance:3d}  home {s.home_lat_deg:.7f},"
@@ -240,7 +246,7 @@ async def run_fleet(args: argparse.Namespace, specs: Sequence[VehicleSpec], faul
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "px4":
-        from sitl.px4 import cli_main  # noqa: PLC0415 - another module's optional launcher
+        from sitl.px4 import cli_main
 
         return int(cli_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
@@ -259,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from planner.errors import PlanningError  # noqa: PLC0415
+        from planner.errors import PlanningError
 
         if isinstance(exc, PlanningError):
             print(f"error: {exc}", file=sys.stderr)

@@ -3,7 +3,9 @@
 - Geofence breach (GF_ACTION 2): Hold, STATUSTEXT "Geofence: approaching or outside geofence"
   and "Failsafe activated" (as real PX4 with the default GF_ACTION). Once per breach.
 - Low battery: RTL below BAT_LOW_THR 15 %, Land (a rover: Hold) below BAT_CRIT_THR 7 %.
-- Data link loss: no GCS heartbeat on any link for COM_DL_LOSS_T 10 s, once a GCS was heard: RTL.
+- Data link loss: no GCS heartbeat on any link for COM_DL_LOSS_T 10 s (sim time; configurable per
+  fleet, None disables it), once a GCS was heard: RTL. A GCS heartbeating at 1 Hz *wall* time stays
+  connected only up to a speed factor of ~9, exactly as with real PX4 SITL.
 
 Only while armed and flying (a quad in the air, a rover armed). RTL and Land are not
 interrupted by the geofence failsafe.
@@ -83,11 +85,12 @@ class Failsafe:
 
     def _data_link(self, now: float, flying: bool) -> None:
         v = self.v
+        timeout_s = v.datalink_timeout_s
         heard = [link.gcs_heartbeat_s for link in v.links if link.gcs_heartbeat_s is not None]
-        if not heard:
+        if not heard or timeout_s is None:
             return
         silent_s = now - max(heard)
-        if silent_s < COM_DL_LOSS_T_S:
+        if silent_s < timeout_s:
             if self._link_lost:
                 self._link_lost = False
                 v.statustext("Data link regained\t", SEVERITY_INFO)

@@ -51,7 +51,10 @@ class SimFleet:
         stream_profile: StreamProfile = "px4",
         tick_hz: float = 50.0,
         seed: int = 0,
+        datalink_timeout_s: float | None = 10.0,
     ) -> None:
+        """`datalink_timeout_s`: PX4's COM_DL_LOSS_T in sim seconds (None: no data-link failsafe).
+        A GCS that heartbeats at 1 Hz wall time needs it >= speed_factor + a margin."""
         if not speed_factor > 0:
             raise ValueError(f"speed_factor must be > 0, got {speed_factor}")
         if stream_profile not in ("px4", "gcs"):
@@ -86,6 +89,7 @@ class SimFleet:
                     messages=messages,
                     stream_profile=stream_profile,
                     seed=seed,
+                    datalink_timeout_s=datalink_timeout_s,
                 )
             )
 

@@ -115,6 +115,7 @@ class SimVehicle:
         messages: dict[str, StreamMessage],
         stream_profile: StreamProfile = "px4",
         seed: int = 0,
+        datalink_timeout_s: float | None = 10.0,
     ) -> None:
         if spec.kind not in ("quad", "rover"):
             raise BadVehicleSpec(instance, f"kind must be 'quad' or 'rover', not {spec.kind!r}")
@@ -165,7 +166,9 @@ class SimVehicle:
         self.navigator = Navigator(self)
         self.failsafe = Failsafe(self)
         self.commands = CommandHandler(self)
-        self.faults: Faults  # set in open(), once the links exist
+        # The links are created in open(); Faults holds this same list object.
+        self.faults = Faults(clock=clock, links=self.links, physics=physics, index=self.index)
+        self.datalink_timeout_s: float | None = datalink_timeout_s
         self._valid_key: tuple[int, int, tuple[float, float]] | None = None
         self._valid = False
 
@@ -177,8 +180,7 @@ class SimVehicle:
         api = Link("api", sysid=self.sysid, remote=(ports.target_host, ports.api_target_base + i),
                    clock=self.now_s, on_message=self._on_message, rng=self._rng)
         self.gcs_link, self.api_link = gcs, api
-        self.links = [gcs, api]
-        self.faults = Faults(clock=self.now_s, links=self.links, physics=self.physics, index=self.index)
+        self.links[:] = [gcs, api]
         now = self.now_s()
         self._schedules = {
             "gcs": StreamSchedule(self._rates("normal"), now, phase_s=0.013 * i),

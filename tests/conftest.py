@@ -3,8 +3,9 @@
     pytest                                   # the built-in simulator (default)
     pytest --sitl px4 --px4-dir ~/PX4-Autopilot   # real PX4 SITL (SIH); PX4_DIR works too
 
-Tests read the choice through the session fixture `sitl_options` (a `SitlOptions`), or, outside
-fixtures, `SitlOptions.from_config(request.config)`.
+Tests read the choice through the session fixture `sitl_options` (a `SitlOptions`: `.backend`,
+`.px4_dir`, `.px4_skip_reason()`). Several conftest.py files exist, so `import conftest` is ambiguous:
+type the fixture by shape instead (e.g. `tests/vehicles/vehicles_harness.SitlChoice`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from planner.errors import (
     UnknownZone,
     WindLimitExceeded,
 )
-from planner.flight import FlightLeg, FlightPlan, FlightPlanner, ground_speed_m_s, plan_flight
+from planner.flight import FlightLeg, FlightPlan, FlightPlanner, plan_flight
 from planner.vehicle_model import VehicleModel
 
 AREA = shapely.box(0.0, 0.0, 200.0, 200.0)
@@ -276,7 +276,6 @@ def test_wind_changes_ground_speed_by_the_wind_triangle() -> None:
     assert cruise(cross).ground_speed_m_s == pytest.approx(8.0)  # sqrt(10^2 - 6^2)
     assert cruise(head).duration_s == pytest.approx(160.0 / 6.0)
     assert tail.duration_s < calm.duration_s < cross.duration_s < head.duration_s
-    assert ground_speed_m_s(10.0, (0.0, 1.0), (3.0, 4.0)) == pytest.approx(math.sqrt(91.0) + 4.0)
 
 
 def test_too_much_wind_is_a_planning_error() -> None:

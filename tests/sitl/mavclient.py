@@ -236,6 +236,15 @@ class MavClient(asyncio.DatagramProtocol):
                 self.send(item)
 
 
+async def until(pred: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> None:
+    """Poll a condition on the simulator's state (snapshots change without a message to wait for)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if pred():
+                return
+            await asyncio.sleep(poll_s)
+
+
 def waypoint(seq: int, lat: float, lon: float, rel_alt_m: float, command: int = 16,
              params: Sequence[float] = (0, 0, 0, 0), frame: int = 6, mission_type: int = 0) -> Any:
     p = list(params) + [0.0] * (4 - len(params))

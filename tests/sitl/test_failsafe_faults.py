@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from mavclient import HOME, MavClient, quad, rover, waypoint
+from mavclient import HOME, MavClient, quad, rover, until, waypoint
 from pymavlink.dialects.v20 import development as m
 
 from planner.geo import haversine_m, offset_wgs84
@@ -97,9 +97,7 @@ async def test_link_loss_fault_triggers_rtl(sim_fleet_factory) -> None:
         mark = c.mark()
         await asyncio.sleep(0.3)
         assert len(c.since(mark + 5)) == 0  # nothing arrives during the outage (a few were in flight)
-        async with asyncio.timeout(5):
-            while v.mode != Mode.RTL:
-                await asyncio.sleep(0.02)
+        await until(lambda: v.mode == Mode.RTL, 5)
         assert 8.5 <= fleet.now_s() - t0 <= 12.0  # COM_DL_LOSS_T 10 s after the last heartbeat
         await c.wait_text("Data link regained", 5)  # texts sent during the outage are lost
 
@@ -108,7 +106,6 @@ async def test_stopping_gcs_heartbeats_triggers_rtl(sim_fleet_factory) -> None:
     async with sim_fleet_factory([rover()], speed_factor=SPEED, stream_profile="gcs") as (fleet, ports), \
             MavClient(ports.api_target_base) as c:
         await c.connected()
-        v = fleet.vehicles[0]
         assert (await c.command_long(1, m.MAV_CMD_COMPONENT_ARM_DISARM, [1])).result == ACCEPTED
         c.heartbeat_enabled = False
         t0 = fleet.now_s()
@@ -174,7 +171,7 @@ async def test_wind_gust_pushes_a_hovering_quad(sim_fleet_factory) -> None:
 
 async def test_fleet_of_three_and_clean_shutdown(sim_fleet_factory) -> None:
     async with sim_fleet_factory([quad(), quad(), rover()], speed_factor=10.0, stream_profile="gcs") as (
-            fleet, ports):
+            _fleet, ports):
         async with MavClient(ports.gcs_target_port) as gcs, MavClient(ports.api_target_base + 2) as api2:
             await gcs.wait_for(lambda x: x.get_type() == "HEARTBEAT" and x.get_srcSystem() == 3, 5)
             seen = {r.msg.get_srcSystem() for r in gcs.history if r.msg.get_type() == "HEARTBEAT"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mavclient import HOME, MavClient, quad, rover, waypoint
+from mavclient import HOME, MavClient, quad, rover, until, waypoint
 from pymavlink.dialects.v20 import development as m
 
 from planner.geo import haversine_m, offset_wgs84
@@ -23,12 +23,12 @@ def _dedup(values: list) -> list:
     return out
 
 
-async def _record(c: MavClient, kind: str, field_fn, until, timeout_s: float) -> list:
-    """Values of `field_fn(msg)` for messages of `kind` (vehicle 1) until `until()` holds."""
+async def _record(c: MavClient, kind: str, field_fn, done, timeout_s: float) -> list:
+    """Values of `field_fn(msg)` for messages of `kind` (vehicle 1) until `done()` holds."""
     seen: list = []
     mark = c.mark()
     async with asyncio.timeout(timeout_s):
-        while not until():
+        while not done():
             await asyncio.sleep(0.05)
             seen += [field_fn(x) for x in c.since(mark, kind) if x.get_srcSystem() == 1]
             mark = c.mark()
@@ -124,9 +124,8 @@ async def test_quad_takeoff_reposition_rtl(sim_fleet_factory) -> None:
         await _takeoff(c, v)
         t0 = fleet.now_s()
         await _reposition(c, 100, 0, HOME[2] + 20)
-        async with asyncio.timeout(5):
-            while haversine_m(v.snapshot().lat_deg, v.snapshot().lon_deg, *offset_wgs84(HOME[0], HOME[1], 100, 0)) > 1.5:
-                await asyncio.sleep(0.05)
+        target = offset_wgs84(HOME[0], HOME[1], 100, 0)
+        await until(lambda: haversine_m(v.snapshot().lat_deg, v.snapshot().lon_deg, *target) <= 1.5, 5)
         assert v.mode == Mode.LOITER  # a reposition flies there in Hold
         assert 18.0 < fleet.now_s() - t0 < 32.0  # real PX4: 24.6 s
         mark = c.mark()
@@ -154,9 +153,7 @@ async def test_rover_rtl_disarms_after_arrival(sim_fleet_factory) -> None:
         v = fleet.vehicles[0]
         assert (await c.command_long(1, m.MAV_CMD_COMPONENT_ARM_DISARM, [1])).result == ACCEPTED
         await _reposition(c, 40, 0, HOME[2])
-        async with asyncio.timeout(5):
-            while v.snapshot().groundspeed_m_s < 2.5:
-                await asyncio.sleep(0.05)
+        await until(lambda: v.snapshot().groundspeed_m_s >= 2.5, 5)
         await asyncio.sleep(0.5)
         assert (await c.command_long(1, m.MAV_CMD_NAV_RETURN_TO_LAUNCH)).result == ACCEPTED
         ext = await c.wait_type("EXTENDED_SYS_STATE", 2, lambda x: x.landed_state == LANDED_LANDING)
@@ -181,9 +178,7 @@ async def test_pause_and_resume_mission(sim_fleet_factory) -> None:
         assert await c.upload(1, items) == 0
         assert (await c.command_long(1, m.MAV_CMD_MISSION_START)).result == ACCEPTED
         await c.wait_type("MISSION_CURRENT", 15, lambda x: x.seq == 1 and x.mission_state == 3)
-        async with asyncio.timeout(5):
-            while v.snapshot().groundspeed_m_s < 4.0:
-                await asyncio.sleep(0.05)
+        await until(lambda: v.snapshot().groundspeed_m_s >= 4.0, 5)
         await c.set_mode(1, 4, 3)  # pause: Hold
         cur = await c.wait_type("MISSION_CURRENT", 3, lambda x: x.mission_state == 4)
         assert cur.seq == 1

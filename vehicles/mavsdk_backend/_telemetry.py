@@ -73,7 +73,7 @@ def _finite(value: float) -> float | None:
 # MAVSDK Telemetry objects -> our snapshot fields (run on MAVSDK's thread)
 def _position(p: Any) -> dict[str, Any]:
     if not (math.isfinite(p.latitude_deg) and math.isfinite(p.longitude_deg)):
-        return {"position": None}
+        return {}  # no fix yet: keep what we had
     return {"position": Position(p.latitude_deg, p.longitude_deg, p.absolute_altitude_m, p.relative_altitude_m)}
 
 
@@ -100,12 +100,13 @@ def _health(h: Any) -> dict[str, Any]:
 
 def _home(h: Any) -> dict[str, Any]:
     if not (math.isfinite(h.latitude_deg) and math.isfinite(h.longitude_deg)):
-        return {"home": None}
+        return {}  # PX4 has no home yet
     return {"home": Home(h.latitude_deg, h.longitude_deg, h.absolute_altitude_m)}
 
 
 class Tracker:
-    """Owns the snapshot of one vehicle. Mutated only on the loop (via the inbox)."""
+    """Owns the snapshot of one vehicle. Mutated only on the loop: by `sample()` and by the
+    inbox that carries subscribed messages over from MAVSDK's thread."""
 
     def __init__(self, vehicle_id: str, sysid: int, kind: VehicleKind, loop: asyncio.AbstractEventLoop,
                  on_link_restored: Callable[[], None], fleet_events: Fanout[VehicleEvent]) -> None:
@@ -143,10 +144,6 @@ class Tracker:
         changes = {**_position(t.position()), **_velocity(t.velocity_ned()), **_heading(t.heading()),
                    **_battery(t.battery()), **_landed(t.landed_state()), **_health(t.health()),
                    **_home(t.home())}
-        if changes["home"] is None:
-            del changes["home"]  # PX4 has no home yet (NaNs): keep what we had
-        if changes["position"] is None:
-            del changes["position"]
         changed = {k: v for k, v in changes.items() if getattr(self._snap, k) != v}
         if changed:
             self._set(**changed)

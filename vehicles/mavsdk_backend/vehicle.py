@@ -97,7 +97,6 @@ class MavsdkVehicle:
         loop = asyncio.get_running_loop()
         self._tracker = Tracker(vehicle_id, sysid, kind, loop, self._on_link_restored, fleet._events)
         self._tracker.subscribe(self._telemetry, self._direct)
-        self._mission_total = 0
         self._introduce()
 
     def _introduce(self) -> None:
@@ -223,7 +222,8 @@ class MavsdkVehicle:
                                  (1, px4.GRIPPER_ACTION_RELEASE), timeout_s)
 
     async def request_message(self, message_id: int, *, timeout_s: float | None = None) -> None:
-        await self._command_long(f"request_message {message_id}", 512, (message_id,), timeout_s)
+        await self._command_long(f"request_message {message_id}", px4.MAV_CMD_REQUEST_MESSAGE, (message_id,),
+                                 timeout_s)
 
     async def set_param(self, name: str, value: int | float, *, timeout_s: float | None = None) -> None:
         # Param has no callback API in mavsdk 4: its blocking call goes to a worker thread.
@@ -251,11 +251,9 @@ class MavsdkVehicle:
             raise NotReady(self._vehicle_id, "position unknown (a TakeOff item takes off from here)")
         raw = px4.mission_items(items, self.kind, takeoff_at=takeoff_at)
         await self._upload("mission", self._mission.upload_mission_async, raw, timeout_s)
-        self._mission_total = len(raw)
 
     async def clear_mission(self, *, timeout_s: float | None = None) -> None:
         await self._transfer("clear mission", self._mission.clear_mission_async, timeout_s, MissionUploadFailed)
-        self._mission_total = 0
 
     async def upload_geofence(self, fence: Sequence[GeofenceItem], *, timeout_s: float | None = None) -> None:
         raw = px4.fence_items(fence)
@@ -377,7 +375,7 @@ class MavsdkVehicle:
         self._fleet.spawn(self._resync(), f"resync-{self._vehicle_id}")
 
     async def _resync(self) -> None:
-        for message_id in (242, 42):  # HOME_POSITION, MISSION_CURRENT
+        for message_id in (px4.MSG_HOME_POSITION, px4.MSG_MISSION_CURRENT):
             try:
                 await self.request_message(message_id)
             except (CommandRejected, CommandTimeout, LinkLost) as e:
