@@ -542,7 +542,7 @@ def render(rows: list[Row], args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(160, Console().width))
+    console = Console(width=max(200, Console().width))
     table = Table(title=f"Fleet scale: ground side vs N simulated vehicles ({args.seconds:.0f} s window each, "
                         f"{args.cmd_rate:g} commands/s)")
     for col in ("N", "ground side", "seen", "sent msg/s", "recv msg/s", "backlog", "drops", "loss %",

@@ -96,7 +96,7 @@ def ground_speed_m_s(model: VehicleModel, headwind_m_s: float = 0.0, crosswind_m
         raise WindLimitExceeded(wind, model.max_wind_m_s, "crosswind at or above cruise airspeed leaves no headway")
     speed = math.sqrt(airspeed**2 - crosswind_m_s**2) - headwind_m_s
     if speed <= 0.05 * airspeed:
-        raise WindLimitExceeded(wind, model.max_wind_m_s, "headwind leaves no useful ground speed")
+        raise WindLimitExceeded(wind, model.max_wind_m_s, "headwind leaves no useful headway")
     return speed
 
 
