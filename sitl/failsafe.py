@@ -20,9 +20,6 @@ from sitl.modes import Mode
 if TYPE_CHECKING:
     from sitl.vehicle import SimVehicle
 
-BAT_LOW_THR = 0.15
-BAT_CRIT_THR = 0.07
-COM_DL_LOSS_T_S = 10.0
 SEVERITY_CRITICAL = 2
 SEVERITY_WARNING = 4
 SEVERITY_INFO = 6
@@ -49,7 +46,7 @@ class Failsafe:
     def _geofence(self) -> None:
         v = self.v
         fence = v.store.geofence()
-        if fence.is_empty:
+        if fence.is_empty or v.params.get("GF_ACTION") == 0:
             self._fence_breached = False
             return
         lat, lon = v.lat_lon
@@ -68,15 +65,17 @@ class Failsafe:
     def _battery(self) -> None:
         v = self.v
         frac = v.battery_fraction
-        if frac > BAT_LOW_THR + 0.05:
+        low_thr = v.params.get("BAT_LOW_THR")
+        crit_thr = v.params.get("BAT_CRIT_THR")
+        if frac > low_thr + 0.05:
             self._battery_low = self._battery_critical = False
-        if frac < BAT_CRIT_THR and not self._battery_critical:
+        if frac < crit_thr and not self._battery_critical:
             self._battery_critical = self._battery_low = True
             v.statustext("Critical battery level! Landing\t", SEVERITY_CRITICAL)
             v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
             v.set_mode(Mode.LAND if v.is_quad else Mode.LOITER)
             v.navigator.hold_here()
-        elif frac < BAT_LOW_THR and not self._battery_low:
+        elif frac < low_thr and not self._battery_low:
             self._battery_low = True
             v.statustext("Low battery level! Returning to launch\t", SEVERITY_WARNING)
             v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
@@ -90,7 +89,7 @@ class Failsafe:
         if not heard or timeout_s is None:
             return
         silent_s = now - max(heard)
-        if silent_s < timeout_s:
+        if silent_s <= timeout_s:  # PX4 declares the loss only when strictly over COM_DL_LOSS_T
             if self._link_lost:
                 self._link_lost = False
                 v.statustext("Data link regained\t", SEVERITY_INFO)

@@ -138,17 +138,20 @@ class SimFleet:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Stop the timers and close every socket; re-raises a crash of the scheduler, if any."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._close_all()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
-                for v in self.vehicles:
-                    await v.wait_closed()
+        try:
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            self._close_all()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    for v in self.vehicles:
+                        await v.wait_closed()
 
     def _close_all(self) -> None:
         for v in self.vehicles:

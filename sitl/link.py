@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+from bisect import bisect_right
 from collections.abc import Callable
+from itertools import accumulate
 from typing import cast
 
 from pymavlink.dialects.v20 import development as mavlink2
@@ -117,18 +119,22 @@ class Link(asyncio.DatagramProtocol):
             return
         if self.packet_loss > 0.0:
             out = [p for p in out if self._rng.random() >= self.packet_loss]
+            if not out:
+                return
         self.sent_packets += len(out)
-        chunk: list[bytes] = []
-        size = 0
-        for packet in out:
-            if size + len(packet) > MAX_DATAGRAM_BYTES and chunk:
-                transport.sendto(b"".join(chunk), self.remote)
-                chunk = []
-                size = 0
-            chunk.append(packet)
-            size += len(packet)
-        if chunk:
-            transport.sendto(b"".join(chunk), self.remote)
+        lengths = list(accumulate(map(len, out)))
+        if lengths[-1] <= MAX_DATAGRAM_BYTES:
+            transport.sendto(b"".join(out), self.remote)
+            return
+        # Cut at packet boundaries into datagrams of at most MAX_DATAGRAM_BYTES (bisect: C speed).
+        start = 0
+        sent_bytes = 0
+        n = len(out)
+        while start < n:
+            end = max(bisect_right(lengths, sent_bytes + MAX_DATAGRAM_BYTES, lo=start), start + 1)
+            transport.sendto(b"".join(out[start:end]), self.remote)
+            sent_bytes = lengths[end - 1]
+            start = end
 
     def close(self) -> None:
         if self._transport is not None:

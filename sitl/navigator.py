@@ -24,7 +24,7 @@ from pymavlink.dialects.v20 import development as mavlink2
 from sitl.codec import spec_for
 from sitl.mission_protocol import MissionItem
 from sitl.modes import Mode
-from sitl.physics import QUAD_ACCEL_XY_M_S2, QUAD_CLIMB_M_S, QUAD_CRUISE_M_S, QUAD_LAND_M_S, ROVER_SPEED_M_S
+from sitl.physics import QUAD_BRAKE_XY_M_S2
 
 if TYPE_CHECKING:
     from sitl.vehicle import SimVehicle
@@ -42,15 +42,10 @@ POSITION_ITEMS = frozenset({NAV_WAYPOINT, NAV_LOITER_UNLIM, NAV_LOITER_TIME, NAV
 
 FRAME_GLOBAL = 0
 FRAME_GLOBAL_INT = 5
-MIS_TAKEOFF_ALT_M = 2.5
-RTL_RETURN_ALT_M = 30.0
-QUAD_ACC_RAD_M = 2.0
-ROVER_ACC_RAD_M = 0.5
+ROVER_ACC_RAD_M = 0.5  # where a rover's RTL counts as arrived
 ALT_ACC_RAD_M = 0.8
 REACHED_REPEATS = 10
-COM_DISARM_LAND_S = 2.0
-COM_DISARM_PRFLT_S = 10.0
-SPOOLUP_S = 1.5
+SPOOLUP_S = 1.0
 ROVER_TAKEOFF_DETECT_S = 0.5
 
 MISSION_NO_MISSION = 1
@@ -84,7 +79,7 @@ class Navigator:
         self._pending_goal: Point = (0.0, 0.0, 0.0)
         self._hold: Point | None = None
         self._reposition: Point | None = None
-        self._takeoff_up = MIS_TAKEOFF_ALT_M
+        self._takeoff_up = 0.0
         self._takeoff_xy: tuple[float, float] | None = None
         self._rtl_phase = ""
         self._rtl_alt_up = 0.0
@@ -93,7 +88,10 @@ class Navigator:
         self._flew = False  # left the ground since arming
         self._disarm_at_s: float | None = None
         self._reached: tuple[int, int, float] | None = None  # seq, repeats left, next send
-        self.cruise_m_s = QUAD_CRUISE_M_S if vehicle.is_quad else ROVER_SPEED_M_S
+        self.cruise_m_s = self._default_cruise()
+
+    def _default_cruise(self) -> float:
+        return self.v.params.get("MPC_XY_CRUISE" if self.v.is_quad else "RO_SPEED_LIM")
 
     # --- reporting --------------------------------------------------------------------------
     @property
@@ -152,7 +150,7 @@ class Navigator:
         if new == Mode.TAKEOFF and self._takeoff_xy is None:
             e, n, _u = v.position_enu
             self._takeoff_xy = (e, n)
-            self._takeoff_up = v.home_enu[2] + MIS_TAKEOFF_ALT_M
+            self._takeoff_up = v.home_enu[2] + v.params.get("MIS_TAKEOFF_ALT")
         if new != Mode.TAKEOFF:
             self._takeoff_xy = None
         self._hold = self._braking_point()
@@ -272,17 +270,14 @@ class Navigator:
         elif cmd in POSITION_ITEMS:
             x, y = self._item_xy(item)
             up = self._item_up(item) if v.is_quad else 0.0
-            if cmd == NAV_LAND:
+            if cmd == NAV_LAND:  # LANDING as soon as the item is current, as real PX4 reports
                 up = u
-                if v.is_quad:
-                    self._mission_landing = True
-                    v.landed_state = LANDED_LANDING
-                else:
-                    v.landed_state = LANDED_LANDING
+                v.landed_state = LANDED_LANDING
+                self._mission_landing = v.is_quad
             self._goal = (x, y, up)
             if v.is_quad and not v.airborne and cmd != NAV_LAND:
                 self._phase = "climb"
-                self._goal = (e, n, max(up, v.home_enu[2] + MIS_TAKEOFF_ALT_M))
+                self._goal = (e, n, max(up, v.home_enu[2] + v.params.get("MIS_TAKEOFF_ALT")))
                 self._pending_goal = (x, y, up)
                 v.statustext(f"Climb to {self._goal[2] - v.home_enu[2]:.1f} meters above home\t")
         elif cmd == NAV_DELAY:
@@ -295,7 +290,7 @@ class Navigator:
             if item.param2 > 0:
                 self.cruise_m_s = item.param2
             elif item.param2 == -1:
-                self.cruise_m_s = QUAD_CRUISE_M_S if v.is_quad else ROVER_SPEED_M_S
+                self.cruise_m_s = self._default_cruise()
 
     def _progress_item(self, item: MissionItem, now: float) -> bool:
         """Drive the current item; True once it is done."""
@@ -316,8 +311,7 @@ class Navigator:
                 return False
             if cmd == NAV_LAND:
                 return self._progress_land(item)
-            acc = item.param2 if cmd == NAV_WAYPOINT and item.param2 > 0 else (
-                QUAD_ACC_RAD_M if v.is_quad else ROVER_ACC_RAD_M)
+            acc = item.param2 if cmd == NAV_WAYPOINT and item.param2 > 0 else v.params.get("NAV_ACC_RAD")
             if self._phase == "fly":
                 self._fly(self._goal)
                 close = math.hypot(self._goal[0] - e, self._goal[1] - n) <= acc
@@ -345,7 +339,7 @@ class Navigator:
             return False
         self._phase = "descend"
         self._landing = True
-        self._fly((gx, gy, -1.0))
+        self._fly((gx, gy, -1.0), descent=True)
         return False  # touchdown is detected in `_detect_touchdown`
 
     def _report_reached(self, seq: int, now: float) -> None:
@@ -368,7 +362,7 @@ class Navigator:
         _e, _n, u = v.position_enu
         home_alt = v.home_alt_amsl_m
         if v.is_quad:
-            self._rtl_alt_up = max(u, v.home_enu[2] + RTL_RETURN_ALT_M)
+            self._rtl_alt_up = max(u, v.home_enu[2] + v.params.get("RTL_RETURN_ALT"))
             rel = self._rtl_alt_up - v.home_enu[2]
             v.statustext(f"RTL: start return at {round(home_alt + rel):d} m ({round(rel):d} m above destination)\t")
             self._rtl_phase = "climb" if v.airborne else "descend"
@@ -393,6 +387,8 @@ class Navigator:
             return
         if self._rtl_phase == "climb":
             self._fly((e, n, self._rtl_alt_up), climb_phase=False)
+            if math.hypot(he - e, hn - n) > 2.0:  # turn towards home while climbing
+                v.physics.heading_hint[v.index] = math.atan2(he - e, hn - n)
             if u >= self._rtl_alt_up - 0.5:
                 self._rtl_phase = "return"
         if self._rtl_phase == "return":
@@ -438,7 +434,7 @@ class Navigator:
         speed = math.hypot(ve, vn)
         if speed < 0.05:
             return (e, n, u)
-        stop = speed / (2 * QUAD_ACCEL_XY_M_S2)
+        stop = speed / (2 * QUAD_BRAKE_XY_M_S2)
         return (e + ve * stop, n + vn * stop, u)
 
     def _hold_position(self) -> None:
@@ -462,9 +458,12 @@ class Navigator:
             goal = (goal[0], goal[1], 0.0)  # motors still spooling up: PX4 leaves the ground ~2 s after arming
             climb_phase = False
         p.target[i] = goal
+        p.heading_hint[i] = math.nan
         p.speed_xy[i] = self.cruise_m_s
-        p.climb[i] = QUAD_CLIMB_M_S
-        p.descent[i] = QUAD_LAND_M_S
+        p.climb[i] = v.params.get("MPC_TKO_SPEED")
+        slow_below_m = v.params.get("MPC_LAND_ALT2")
+        landing_low = descent and v.position_enu[2] - v.home_enu[2] < slow_below_m
+        p.descent[i] = v.params.get("MPC_LAND_SPEED" if landing_low else "MPC_Z_V_AUTO_DN")
         climbing_off = climb_phase and v.is_quad and v.armed and goal[2] > v.position_enu[2] + 0.3
         if climbing_off and v.landed_state in (LANDED_ON_GROUND, LANDED_TAKEOFF):
             v.landed_state = LANDED_TAKEOFF
@@ -474,7 +473,7 @@ class Navigator:
         if not v.is_quad or not v.armed:
             return
         u = v.position_enu[2]
-        if u > 0.3 and not self._flew:
+        if u > 0.1 and not self._flew:
             self._flew = True
             v.statustext("Takeoff detected\t")
         if v.landed_state == LANDED_TAKEOFF:
@@ -486,7 +485,7 @@ class Navigator:
         if self._landing and self._flew and u <= 0.01:
             self._landing = False
             self._touchdown()
-        elif not self._flew and now - v.armed_s > COM_DISARM_PRFLT_S and self._disarm_at_s is None:
+        elif not self._flew and now - v.armed_s > v.params.get("COM_DISARM_PRFLT") and self._disarm_at_s is None:
             v.disarm("Disarmed by auto preflight disarming\t")
 
     def _touchdown(self) -> None:
@@ -501,7 +500,7 @@ class Navigator:
             v.statustext("Mission finished, landed\t")
             v.disarm("Disarmed by landing\t")
             return
-        self._disarm_at_s = v.now_s() + COM_DISARM_LAND_S
+        self._disarm_at_s = v.now_s() + v.params.get("COM_DISARM_LAND")
 
     def tick(self, now: float) -> None:
         v = self.v

@@ -12,6 +12,9 @@ CURRENT_EVENT_SEQUENCE are sent although pymavlink 2.4.50 cannot decode them (as
 EVENT (410) is not.
 
 SET_MESSAGE_INTERVAL changes one stream of one link (interval 0 restores the default, -1 stops it).
+
+Like PX4, a link streams to its configured remote port whether or not anybody listens there:
+there is no "only while a peer is heard" shortcut (use the "gcs" profile to save CPU instead).
 """
 
 from __future__ import annotations

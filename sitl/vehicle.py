@@ -2,7 +2,11 @@
 
 The parts each have one job: `navigator` flies, `commands` answers COMMAND_LONG/INT,
 `failsafe` watches fence, battery and data link, `mission_protocol` talks the mission protocol,
-`telemetry` + `streams` fill the links. `SimFleet` owns the clock and ticks every vehicle.
+`params` the parameter protocol, `telemetry` + `streams` fill the links, `faults` injects faults.
+`SimFleet` owns the clock, the shared vectorised `physics`, and ticks every vehicle.
+
+Local frame: east/north/up metres around the spawn point (home at start-up; PX4 resets home at
+every arming). System id = instance + 1, component 1, MAVLink 2 on both links.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sitl.link import Link, open_link
 from sitl.mission_protocol import MissionProtocol, MissionStore
 from sitl.modes import Mode, VehicleKind
 from sitl.navigator import Navigator
+from sitl.params import Params, default_params
 from sitl.physics import Physics
 from sitl.streams import LinkMode, StreamProfile, StreamSchedule, default_rates
 from sitl.telemetry import Sample, StreamMessage
@@ -35,14 +40,8 @@ SEVERITY_CRITICAL = 2
 SEVERITY_WARNING = 4
 SEVERITY_INFO = 6
 STATUSTEXT_CHUNK = 50
-COM_DISARM_LAND_S = 2.0
-COM_DISARM_PRFLT_S = 10.0
-BAT_LOW_FRACTION = 0.15
 
 LANDED_ON_GROUND = 1
-LANDED_IN_AIR = 2
-LANDED_TAKEOFF = 3
-LANDED_LANDING = 4
 
 
 @dataclass(frozen=True)
@@ -163,12 +162,17 @@ class SimVehicle:
             # PX4's rover did not complain about rally points in frame 6; the quad's RTL did.
             rally_frame_warning=self.is_quad,
         )
+        self.params = Params(
+            default_params(spec.kind, self.sysid, datalink_timeout_s),
+            sysid=self.sysid,
+            statustext=self.statustext,
+            on_change=self._on_param_changed,
+        )
         self.navigator = Navigator(self)
         self.failsafe = Failsafe(self)
         self.commands = CommandHandler(self)
         # The links are created in open(); Faults holds this same list object.
         self.faults = Faults(clock=clock, links=self.links, physics=physics, index=self.index)
-        self.datalink_timeout_s: float | None = datalink_timeout_s
         self._valid_key: tuple[int, int, tuple[float, float]] | None = None
         self._valid = False
 
@@ -271,7 +275,7 @@ class SimVehicle:
             return reason if reason.startswith("Arming denied") else f"Arming denied: {reason}"
         if not self.faults.gps_ok:
             return "Arming denied: GPS fix too low (no GPS)"
-        if self.battery_fraction < BAT_LOW_FRACTION:
+        if self.battery_fraction < self.params.get("BAT_LOW_THR"):
             return "Arming denied: battery level low"
         if not self._mode_armable():
             return "Arming denied: Resolve system health failures first"
@@ -303,6 +307,13 @@ class SimVehicle:
 
     def schedule(self, delay_s: float, action: Callable[[], None]) -> None:
         self._timers.append((self.now_s() + delay_s, action))
+
+    def load_payload(self, mass_kg: float) -> None:
+        """Put a parcel on board (raises power draw until DO_GRIPPER releases it)."""
+        if not mass_kg >= 0:
+            raise ValueError(f"payload mass must be >= 0 kg, got {mass_kg}")
+        self.physics.payload_kg[self.index] = mass_kg
+        self.payload_released = False
 
     def release_payload(self) -> bool:
         """Start a gripper release; False when the gripper is jammed."""
@@ -340,9 +351,22 @@ class SimVehicle:
             self.commands.handle(msg, link)
         elif kind.startswith("MISSION_"):
             self.protocol.handle(msg, lambda m: self.reply(link, m))
+        elif kind.startswith("PARAM_"):
+            self.params.handle(msg, link.send_now, link.encoder.pack)
         elif kind == "TIMESYNC" and msg.tc1 == 0:
             spec = spec_for(mavlink2.MAVLink_timesync_message)
             link.send_now(link.encoder.pack(spec, (int(self.now_s() * 1e9), msg.ts1)))
+
+    @property
+    def datalink_timeout_s(self) -> float | None:
+        """COM_DL_LOSS_T when the data-link failsafe is on (NAV_DLL_ACT != 0), else None."""
+        if self.params.get("NAV_DLL_ACT") == 0:
+            return None
+        return self.params.get("COM_DL_LOSS_T")
+
+    def _on_param_changed(self, name: str, value: float) -> None:
+        if name == ("MPC_XY_CRUISE" if self.is_quad else "RO_SPEED_LIM"):
+            self.navigator.cruise_m_s = value
 
     def _on_plan_changed(self, mission_type: int) -> None:
         if mission_type == 0:

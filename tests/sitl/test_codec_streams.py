@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +12,7 @@ from pymavlink.dialects.v20 import development as mavlink2
 
 from sitl import modes
 from sitl.codec import Encoder, spec_for, x25_crc
+from sitl.link import MAX_DATAGRAM_BYTES, Link
 from sitl.streams import StreamSchedule, default_rates
 from sitl.telemetry import Sample, stream_messages
 
@@ -83,6 +86,31 @@ def test_every_stream_message_decodes() -> None:
     (gpi,) = mav.parse_buffer(enc.pack(stream_messages()["GLOBAL_POSITION_INT"].spec,
                                        stream_messages()["GLOBAL_POSITION_INT"].build(sample)))
     assert (gpi.lat, gpi.lon, gpi.alt) == (473977428, 85455967, 488200)
+
+
+class _FakeTransport:
+    def __init__(self) -> None:
+        self.datagrams: list[bytes] = []
+
+    def sendto(self, data: bytes, addr: object) -> None:
+        self.datagrams.append(data)
+
+
+@given(st.lists(st.integers(12, 280), min_size=1, max_size=200))
+def test_flush_packs_whole_packets_into_datagrams(sizes: list[int]) -> None:
+    link = Link("api", sysid=1, remote=("127.0.0.1", 9), clock=lambda: 0.0, on_message=lambda m, lk: None,
+                rng=random.Random(0))
+    fake = _FakeTransport()
+    link.connection_made(fake)  # type: ignore[arg-type]
+    packets = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    for p in packets:
+        link.queue(p)
+    link.flush()
+    assert b"".join(fake.datagrams) == b"".join(packets)
+    assert all(len(d) <= MAX_DATAGRAM_BYTES for d in fake.datagrams)
+    # every datagram ends at a packet boundary
+    boundaries = set(itertools.accumulate(sizes))
+    assert set(itertools.accumulate(len(d) for d in fake.datagrams)) <= boundaries
 
 
 def test_schedule_keeps_rates_over_coarse_ticks() -> None:

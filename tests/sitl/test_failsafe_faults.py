@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 from mavclient import HOME, MavClient, quad, rover, until, waypoint
 from pymavlink.dialects.v20 import development as m
 
@@ -189,3 +190,26 @@ async def test_fleet_of_three_and_clean_shutdown(sim_fleet_factory) -> None:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind(("127.0.0.1", base + i))
             s.close()
+
+
+async def test_scheduler_crash_surfaces_at_exit(sim_fleet_factory) -> None:
+    class Boom(RuntimeError):
+        pass
+
+    def explode(now_s: float) -> None:
+        raise Boom("tick failed")
+
+    seen: list = []
+
+    async def run() -> None:
+        async with sim_fleet_factory([quad()], speed_factor=10.0, stream_profile="gcs") as (fleet, ports):
+            seen.append(ports)
+            fleet.vehicles[0].tick = explode  # type: ignore[method-assign]
+            await asyncio.sleep(0.2)
+
+    with pytest.raises(Boom):
+        await run()
+    ports = seen[0]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", ports.api_listen_base))  # closed despite the crash
+    s.close()

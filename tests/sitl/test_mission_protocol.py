@@ -441,3 +441,32 @@ def test_lost_item_costs_twenty_requests_however_coarse_the_ticks(dt: float) -> 
     assert len(seq1) == 20
     assert (seq1[-1] - seq1[0]) / 19 == pytest.approx(0.25, abs=0.02)
     assert [text for _, text, _ in h.texts] == ["Operation timeout\t"]
+
+
+def test_out_of_sequence_item_is_ignored_not_an_error() -> None:
+    # PX4 never answers MAV_MISSION_INVALID_SEQUENCE: a wrong seq is dropped and the retry asks again.
+    h = Harness()
+    items = mission()
+    h.send(M.MAVLink_mission_count_message(1, 1, 4, MISSION))
+    h.send(items[0])
+    h.take()
+    h.send(items[2])  # seq 1 was requested
+    assert h.take() == []
+    h.run(0.3)
+    assert requests(h.take()) == [("MISSION_REQUEST_INT", 1)]
+    for seq in (1, 2, 3):
+        h.send(items[seq])
+    assert acks(h.take()) == [(0, MISSION)]
+
+
+def test_legacy_float_items_get_legacy_requests() -> None:
+    # A ground station that sends MISSION_ITEM switches PX4 to MISSION_REQUEST for the rest.
+    h = Harness()
+    pts = [FRAME.to_wgs84(0.0, 0.0), FRAME.to_wgs84(0.0, 50.0)]
+    items = [M.MAVLink_mission_item_message(1, 1, i, 3, 16, 0, 1, 0, 0, 0, 0, lat, lon, 20.0, MISSION)
+             for i, (lat, lon) in enumerate(pts)]
+    sent = h.upload(items)
+    assert requests(sent) == [("MISSION_REQUEST_INT", 0), ("MISSION_REQUEST", 1)]
+    assert acks(sent) == [(0, MISSION)]
+    assert [i.frame for i in h.store.items(MISSION)] == [3, 3]
+    assert h.download()[1].frame == 6  # an INT download still answers in frame 6

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import pytest
 
 from vehicles.base import VehicleState
+from vehicles.errors import ConnectionFailed
 from vehicles.mavsdk_backend import MavsdkFleet, MavsdkVehicle
 
 ORIGIN = (60.1699, 24.9384, 15.0)  # Helsinki, ground at 15 m AMSL
@@ -113,36 +114,57 @@ def specs_for(kinds: Sequence[str]) -> list[Spec]:
 async def fleet_under_test(options: SitlChoice, kinds: Sequence[str], *, ready_timeout_s: float = 60.0
                            ) -> AsyncIterator[FleetUnderTest]:
     specs = specs_for(kinds)
-    sim_cm: Any
-    if options.backend == "px4":
-        reason = options.px4_skip_reason()
-        if reason:
-            pytest.skip(reason)
-        try:
-            from sitl.px4 import Px4Fleet
-        except ImportError as e:
-            pytest.skip(f"sitl.px4 is not importable: {e}")
-        speed = max(1.0, min(BUILTIN_SPEED, PX4_MAX_SPEED_X_VEHICLES / len(kinds)))
-        url = "udpin://127.0.0.1:14550"  # PX4's GCS link only ever goes to 14550
-        assert options.px4_dir is not None
-        sim_cm = Px4Fleet(options.px4_dir, specs, speed_factor=speed)
-    else:
-        try:
-            from sitl import SimFleet, SimPorts, VehicleSpec
-        except ImportError as e:
-            pytest.skip(f"built-in simulator not importable: {e}")
-        speed = BUILTIN_SPEED
-        n = len(kinds)
-        base = free_udp_block(1 + 3 * n)
-        ports = SimPorts(target_host="127.0.0.1", gcs_target_port=base, api_target_base=base + 1,
-                         gcs_listen_base=base + 1 + n, api_listen_base=base + 1 + 2 * n)
-        url = f"udpin://127.0.0.1:{base}"
-        sim_specs = [VehicleSpec(s.kind, s.home_lat_deg, s.home_lon_deg, s.home_alt_amsl_m) for s in specs]
-        sim_cm = SimFleet(sim_specs, ports=ports, speed_factor=speed)
     config = {i + 1: f"{kind}-{i}" for i, kind in enumerate(kinds)}
-    async with MavsdkFleet(url, fleet_config=config, speed_factor=speed) as fleet, sim_cm as sim:
+    async with contextlib.AsyncExitStack() as stack:
+        if options.backend == "px4":
+            fleet, sim, speed = await _start_px4(stack, options, specs, config)
+        else:
+            fleet, sim, speed = await _start_builtin(stack, specs, config)
         vehicles = [await fleet.vehicle(v.sysid, timeout_s=ready_timeout_s) for v in sim.vehicles]
         for vehicle in vehicles:
             await vehicle.wait_ready(ready_timeout_s)
             await vehicle.wait_for(lambda s: s.health.ok, ready_timeout_s, "pre-arm checks healthy")
         yield FleetUnderTest(fleet, sim, vehicles, specs, options.backend, speed)
+
+
+async def _start_px4(stack: contextlib.AsyncExitStack, options: SitlChoice, specs: list[Spec],
+                     config: dict[int, str]) -> tuple[MavsdkFleet, Any, float]:
+    reason = options.px4_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        from sitl.px4 import Px4Fleet
+    except ImportError as e:
+        pytest.skip(f"sitl.px4 is not importable: {e}")
+    assert options.px4_dir is not None
+    speed = max(1.0, min(BUILTIN_SPEED, PX4_MAX_SPEED_X_VEHICLES / len(specs)))
+    # PX4's GCS link only ever goes to 14550 (a fixed PX4 port: run one such session at a time)
+    fleet = await stack.enter_async_context(
+        MavsdkFleet("udpin://127.0.0.1:14550", fleet_config=config, speed_factor=speed))
+    sim = await stack.enter_async_context(Px4Fleet(options.px4_dir, specs, speed_factor=speed))
+    return fleet, sim, speed
+
+
+async def _start_builtin(stack: contextlib.AsyncExitStack, specs: list[Spec],
+                         config: dict[int, str]) -> tuple[MavsdkFleet, Any, float]:
+    try:
+        from sitl import PortsUnavailable, SimFleet, SimPorts, VehicleSpec
+    except ImportError as e:
+        pytest.skip(f"built-in simulator not importable: {e}")
+    n = len(specs)
+    sim_specs = [VehicleSpec(s.kind, s.home_lat_deg, s.home_lon_deg, s.home_alt_amsl_m) for s in specs]
+    for _ in range(5):  # another test may grab a port between our check and our bind
+        base = free_udp_block(1 + 3 * n)
+        ports = SimPorts(target_host="127.0.0.1", gcs_target_port=base, api_target_base=base + 1,
+                         gcs_listen_base=base + 1 + n, api_listen_base=base + 1 + 2 * n)
+        attempt = contextlib.AsyncExitStack()
+        try:
+            fleet = await attempt.enter_async_context(
+                MavsdkFleet(f"udpin://127.0.0.1:{base}", fleet_config=config, speed_factor=BUILTIN_SPEED))
+            sim = await attempt.enter_async_context(SimFleet(sim_specs, ports=ports, speed_factor=BUILTIN_SPEED))
+        except (ConnectionFailed, PortsUnavailable):
+            await attempt.aclose()
+            continue
+        stack.push_async_exit(attempt)
+        return fleet, sim, BUILTIN_SPEED
+    raise RuntimeError("could not bind a free UDP port block in 5 tries")
