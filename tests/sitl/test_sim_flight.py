@@ -52,6 +52,8 @@ async def test_quad_mission_flown_to_auto_disarm(sim_fleet_factory) -> None:
         assert (await c.command_long(1, m.MAV_CMD_MISSION_START)).result == ACCEPTED
         landed = await _record(c, "EXTENDED_SYS_STATE", lambda x: x.landed_state, lambda: not v.armed, 30)
         duration = fleet.now_s() - t0
+        await c.wait_type("EXTENDED_SYS_STATE", 2, lambda x: x.landed_state == LANDED_ON_GROUND)
+        landed.append(LANDED_ON_GROUND)
         await asyncio.sleep(0.3)
         got = c.since(mark)
         current = _dedup([(x.seq, x.total, x.mission_state) for x in got if x.get_type() == "MISSION_CURRENT"])
