@@ -1,7 +1,8 @@
 """COMMAND_LONG / COMMAND_INT handling with the ACKs real PX4 gives (see shared/data/px4).
 
 - COMMAND_INT in any frame but GLOBAL_INT (5): COMMAND_UNSUPPORTED_MAV_FRAME (9).
-- DO_SET_MODE: two ACCEPTED ACKs for every known main mode, even when the mode is not taken.
+- DO_SET_MODE: two ACCEPTED ACKs for every known main mode, even when the mode is not taken
+  (e.g. Offboard without a setpoint stream, see `sitl.offboard`).
 - DO_GRIPPER: IN_PROGRESS (progress 255), then the final ACK ~1.04 s later (FAILED when jammed).
 - MISSION_START: DENIED + "Mission start denied! No valid mission" without a feasible mission;
   disarmed with one, PX4 arms itself ("Armed by mission start").
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymavlink.dialects.v20 import development as mavlink2
 
-from sitl import modes
+from sitl import events, modes
 from sitl.codec import spec_for
 from sitl.modes import Mode
 from sitl.telemetry import autopilot_version_values
@@ -161,6 +162,8 @@ class CommandHandler:
             reason = v.arming_denied_reason()
             if reason is not None:
                 v.statustext(reason if reason.endswith("\t") else reason + "\t", SEVERITY_CRITICAL)
+                # Any failed check ends at commander's final gate, which sends this event.
+                v.event("commander_arm_denied_resolve_failures", events.CRITICAL, internal=events.INFO)
                 return TEMPORARILY_REJECTED
             v.arm("Armed by external command\t")
             return ACCEPTED
@@ -181,6 +184,8 @@ class CommandHandler:
         known, target = modes.requested_mode(int(p[1]), int(p[2]))
         if not known:
             return TEMPORARILY_REJECTED
+        if target == Mode.OFFBOARD and not self.v.offboard_signal_ok():
+            target = None  # no setpoint stream (yet): ACKed, not taken
         if target is not None:
             self._enter(target)
         # PX4 answers DO_SET_MODE with two ACKs; both say ACCEPTED, taken or not.
@@ -191,13 +196,14 @@ class CommandHandler:
         v = self.v
         if not v.mission_valid():
             v.statustext("Mission start denied! No valid mission\t", SEVERITY_CRITICAL)
+            v.event("commander_mission_start_denied_no_mission", events.CRITICAL, internal=events.INFO)
             return DENIED
         if not v.armed:
             reason = v.arming_denied_reason_for_mission()
             if reason is not None:
                 v.statustext(reason + "\t", SEVERITY_CRITICAL)
                 return DENIED
-            v.arm("Armed by mission start\t")
+            v.arm("Armed by mission start\t", events.REASON_MISSION_START)
         v.navigator.start_mission(first)
         return ACCEPTED
 
@@ -220,7 +226,10 @@ class CommandHandler:
         if math.isfinite(lat) and math.isfinite(lon):
             fence = v.store.geofence()
             if not fence.is_empty and not fence.contains(lat, lon):
-                return ACCEPTED  # PX4 ignores a reposition outside the fence (event only)
+                # PX4 ACKs and ignores it; the reason is only in this text and event.
+                v.statustext("Reposition is outside geofence\t", SEVERITY_CRITICAL)
+                v.event("navigator_reposition_outside_geofence", events.ERROR, internal=events.INFO)
+                return ACCEPTED
             e, n = v.to_local(lat, lon)
         if math.isfinite(alt_amsl):
             u = alt_amsl - v.origin_alt_m

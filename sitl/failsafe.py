@@ -8,13 +8,17 @@
   connected only up to a speed factor of ~9, exactly as with real PX4 SITL.
 
 Only while armed and flying (a quad in the air, a rover armed). RTL and Land are not
-interrupted by the geofence failsafe.
+interrupted by the geofence failsafe. Each one sends PX4's `commander_failsafe_enter[_generic]`
+EVENT (user's mode, action, cause) before "Failsafe activated". The offboard-loss failsafe is in
+`sitl.offboard`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sitl import events
+from sitl.events import args
 from sitl.modes import Mode
 
 if TYPE_CHECKING:
@@ -32,6 +36,20 @@ class Failsafe:
         self._battery_low = False
         self._battery_critical = False
         self._link_lost = False
+
+    @property
+    def fence_breached(self) -> bool:
+        """Outside the geofence while flying (PX4's failsafe flag `geofence_breached`)."""
+        return self._fence_breached
+
+    def _activated(self, action: int, cause: int | None, user_mode: int) -> None:
+        """PX4's FailsafeBase::notifyUser: the event, then STATUSTEXT "Failsafe activated"."""
+        v = self.v
+        if cause is None:  # Cause::Generic
+            v.event("commander_failsafe_enter_generic", events.CRITICAL, args("IB", user_mode, action), events.WARNING)
+        else:
+            v.event("commander_failsafe_enter", events.CRITICAL, args("IBB", user_mode, action, cause), events.WARNING)
+        v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
 
     def tick(self, now: float) -> None:
         v = self.v
@@ -58,7 +76,7 @@ class Failsafe:
             return
         self._fence_breached = True
         v.statustext("Geofence: approaching or outside geofence\t", SEVERITY_CRITICAL)
-        v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
+        self._activated(events.ACTION_HOLD, None, v.mode)
         v.set_mode(Mode.LOITER)
         v.navigator.hold_here()
 
@@ -72,13 +90,14 @@ class Failsafe:
         if frac < crit_thr and not self._battery_critical:
             self._battery_critical = self._battery_low = True
             v.statustext("Critical battery level! Landing\t", SEVERITY_CRITICAL)
-            v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
+            action = events.ACTION_LAND if v.is_quad else events.ACTION_HOLD
+            self._activated(action, events.CAUSE_BATTERY_CRITICAL, v.mode)
             v.set_mode(Mode.LAND if v.is_quad else Mode.LOITER)
             v.navigator.hold_here()
         elif frac < low_thr and not self._battery_low:
             self._battery_low = True
             v.statustext("Low battery level! Returning to launch\t", SEVERITY_WARNING)
-            v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
+            self._activated(events.ACTION_RTL, events.CAUSE_BATTERY_LOW, v.mode)
             if v.mode not in (Mode.RTL, Mode.LAND):
                 v.set_mode(Mode.RTL)
 
@@ -93,11 +112,12 @@ class Failsafe:
             if self._link_lost:
                 self._link_lost = False
                 v.statustext("Data link regained\t", SEVERITY_INFO)
+                v.event("commander_dl_regained", events.INFO)
             return
         if self._link_lost or not flying:
             return
         self._link_lost = True
         v.statustext("Data link lost\t", SEVERITY_CRITICAL)
-        v.statustext("Failsafe activated\t", SEVERITY_CRITICAL)
+        self._activated(events.ACTION_RTL, events.CAUSE_GCS_CONNECTION_LOSS, v.mode)
         if v.mode not in (Mode.RTL, Mode.LAND):
             v.set_mode(Mode.RTL)

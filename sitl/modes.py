@@ -169,9 +169,10 @@ def requested_mode(main: int, sub: int) -> tuple[bool, int | None]:
     if main == MainMode.POSCTL:
         # 3/1 (Orbit) is reachable only via DO_ORBIT; DO_SET_MODE maps it to plain POSCTL.
         return True, Mode.POSCTL_SLOW if sub == 2 else Mode.POSCTL
-    if main in (MainMode.OFFBOARD, MainMode.RATTITUDE_LEGACY):
-        # Offboard needs a setpoint stream this simulator does not follow; legacy 8 is ignored by PX4.
-        return True, None
+    if main == MainMode.OFFBOARD:
+        return True, Mode.OFFBOARD  # taken only with a setpoint stream (sitl.offboard)
+    if main == MainMode.RATTITUDE_LEGACY:
+        return True, None  # ignored by PX4
     if main == MainMode.TERMINATION:
         return True, None
     return False, None

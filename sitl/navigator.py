@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 from pymavlink.dialects.v20 import development as mavlink2
 
+from sitl import events
 from sitl.codec import spec_for
+from sitl.events import args
 from sitl.mission_protocol import MissionItem
 from sitl.modes import Mode
 from sitl.physics import QUAD_BRAKE_XY_M_S2
@@ -162,6 +164,7 @@ class Navigator:
             self._begin_rtl()
         elif new == Mode.LAND and v.airborne:
             v.statustext("Landing at current position\t")
+            v.event("commander_landing_current_pos", events.INFO)
         if not v.is_quad and new in (Mode.LOITER, Mode.MISSION) and v.landed_state == LANDED_LANDING:
             v.landed_state = LANDED_IN_AIR
 
@@ -178,6 +181,7 @@ class Navigator:
                 if v.armed and v.armed_s == armed_s:
                     v.landed_state = LANDED_IN_AIR
                     v.statustext("Takeoff detected\t")
+                    v.event("commander_takeoff_detected", events.INFO)
 
             v.schedule(ROVER_TAKEOFF_DETECT_S, rover_moving)
         if v.mode == Mode.MISSION:
@@ -214,6 +218,7 @@ class Navigator:
             return
         if not self.started or self._item_fresh:
             self.v.statustext("Executing Mission\t")
+            self.v.event("mission_execute", events.INFO)
         self.started = True
         self._item_fresh = True
 
@@ -250,6 +255,7 @@ class Navigator:
             if self.seq + 1 >= len(self.items):
                 self.complete = True
                 v.statustext("Mission finished, loitering\t")
+                v.event("mission_finished_loiter", events.INFO)
                 v.set_mode(Mode.LOITER)
                 return
             self.seq += 1
@@ -266,7 +272,7 @@ class Navigator:
                 up = self._item_up(item)
                 self._goal = (e, n, up)
                 self._phase = "climb"
-                v.statustext(f"Climb to {up - v.home_enu[2]:.1f} meters above home\t")
+                self._climb_text(up - v.home_enu[2])
         elif cmd in POSITION_ITEMS:
             x, y = self._item_xy(item)
             up = self._item_up(item) if v.is_quad else 0.0
@@ -279,7 +285,7 @@ class Navigator:
                 self._phase = "climb"
                 self._goal = (e, n, max(up, v.home_enu[2] + v.params.get("MIS_TAKEOFF_ALT")))
                 self._pending_goal = (x, y, up)
-                v.statustext(f"Climb to {self._goal[2] - v.home_enu[2]:.1f} meters above home\t")
+                self._climb_text(self._goal[2] - v.home_enu[2])
         elif cmd == NAV_DELAY:
             self._phase = "wait"
             self._goal = (e, n, u)
@@ -291,6 +297,10 @@ class Navigator:
                 self.cruise_m_s = item.param2
             elif item.param2 == -1:
                 self.cruise_m_s = self._default_cruise()
+
+    def _climb_text(self, rel_alt_m: float) -> None:
+        self.v.statustext(f"Climb to {rel_alt_m:.1f} meters above home\t")
+        self.v.event("mission_climb_before_start", events.INFO, args("f", rel_alt_m))
 
     def _progress_item(self, item: MissionItem, now: float) -> bool:
         """Drive the current item; True once it is done."""
@@ -359,18 +369,24 @@ class Navigator:
     def _begin_rtl(self) -> None:
         v = self.v
         v.statustext("Returning to launch\t")
+        v.event("commander_rtl", events.INFO)
         _e, _n, u = v.position_enu
         home_alt = v.home_alt_amsl_m
         if v.is_quad:
             self._rtl_alt_up = max(u, v.home_enu[2] + v.params.get("RTL_RETURN_ALT"))
             rel = self._rtl_alt_up - v.home_enu[2]
-            v.statustext(f"RTL: start return at {round(home_alt + rel):d} m ({round(rel):d} m above destination)\t")
+            self._return_text(round(home_alt + rel), round(rel))
             self._rtl_phase = "climb" if v.airborne else "descend"
         else:
             v.landed_state = LANDED_LANDING
             v.statustext("RTL: land at destination\t")
-            v.statustext(f"RTL: start return at {round(home_alt + 60):d} m (60 m above destination)\t")
+            v.event("rtl_land_at_destination", events.INFO)
+            self._return_text(round(home_alt + 60), 60)
             self._rtl_phase = "return"
+
+    def _return_text(self, alt_amsl_m: int, above_m: int) -> None:
+        self.v.statustext(f"RTL: start return at {alt_amsl_m:d} m ({above_m:d} m above destination)\t")
+        self.v.event("vrtl_return_at", events.INFO, args("ii", alt_amsl_m, above_m))
 
     def _tick_rtl(self) -> None:
         v = self.v
@@ -396,6 +412,7 @@ class Navigator:
             if math.hypot(he - e, hn - n) <= 1.0:
                 self._rtl_phase = "descend"
                 v.statustext("RTL: land at destination\t")
+                v.event("rtl_land_at_destination", events.INFO)
         if self._rtl_phase == "descend":
             v.landed_state = LANDED_LANDING
             self._landing = True
@@ -476,6 +493,7 @@ class Navigator:
         if u > 0.1 and not self._flew:
             self._flew = True
             v.statustext("Takeoff detected\t")
+            v.event("commander_takeoff_detected", events.INFO)
         if v.landed_state == LANDED_TAKEOFF:
             target_up = float(v.physics.target[v.index][2])
             if u >= target_up - 0.5 and u > 0.3:
@@ -486,11 +504,12 @@ class Navigator:
             self._landing = False
             self._touchdown()
         elif not self._flew and now - v.armed_s > v.params.get("COM_DISARM_PRFLT") and self._disarm_at_s is None:
-            v.disarm("Disarmed by auto preflight disarming\t")
+            v.disarm("Disarmed by auto preflight disarming\t", events.REASON_AUTO_DISARM_PREFLIGHT)
 
     def _touchdown(self) -> None:
         v = self.v
         v.statustext("Landing detected\t")
+        v.event("commander_landing_detected", events.INFO)
         v.landed_state = LANDED_ON_GROUND
         if self._mission_landing and v.mode == Mode.MISSION:
             self._mission_landing = False
@@ -498,7 +517,8 @@ class Navigator:
             self._report_reached(self.seq, now)
             self.complete = True
             v.statustext("Mission finished, landed\t")
-            v.disarm("Disarmed by landing\t")
+            v.event("mission_finished", events.INFO)
+            v.disarm("Disarmed by landing\t", events.REASON_AUTO_DISARM_LAND)
             return
         self._disarm_at_s = v.now_s() + v.params.get("COM_DISARM_LAND")
 
@@ -513,9 +533,9 @@ class Navigator:
         if self._disarm_at_s is not None:
             if now >= self._disarm_at_s:
                 self._disarm_at_s = None
-                v.disarm("Disarmed by landing\t")
+                v.disarm("Disarmed by landing\t", events.REASON_AUTO_DISARM_LAND)
                 if v.mode in (Mode.RTL, Mode.LAND):
-                    v.set_mode(Mode.LOITER)
+                    v.set_mode(v.offboard.mode_after_landing())
                 return
             self._fly(v.position_enu)
             return
@@ -528,6 +548,8 @@ class Navigator:
             self._tick_land()
         elif mode == Mode.TAKEOFF:
             self._tick_takeoff()
+        elif mode == Mode.OFFBOARD:
+            v.offboard.control(now)
         else:
             self._hold_position()
         self._detect_air(now)

@@ -39,6 +39,8 @@ def default_params(kind: VehicleKind, sysid: int, datalink_timeout_s: float | No
         "NAV_ACC_RAD": (2.0 if quad else 0.5, TYPE_REAL32),
         "COM_DISARM_LAND": (2.0, TYPE_REAL32),
         "COM_DISARM_PRFLT": (10.0, TYPE_REAL32),
+        "COM_OF_LOSS_T": (1.0, TYPE_REAL32),
+        "COM_OBL_RC_ACT": (0, TYPE_INT32),
         "COM_DL_LOSS_T": (int(datalink_timeout_s or 10), TYPE_INT32),
         "NAV_DLL_ACT": (0 if datalink_timeout_s is None else 2, TYPE_INT32),
         "GF_ACTION": (2, TYPE_INT32),

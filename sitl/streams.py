@@ -8,8 +8,9 @@
 Stream profiles: "px4" (default) is all of the above; "gcs" keeps only what a ground station
 reads (heartbeat, status, position, GPS, battery, home, mission progress, mode, VFR_HUD), at the
 same rates, so large fleets stay cheap. LINK_NODE_STATUS, TIME_ESTIMATE_TO_TARGET and
-CURRENT_EVENT_SEQUENCE are sent although pymavlink 2.4.50 cannot decode them (as PX4 does);
-EVENT (410) is not.
+CURRENT_EVENT_SEQUENCE are sent although pymavlink 2.4.50 cannot decode them (as PX4 does).
+EVENT (410) is not a stream: `sitl.events` sends it when something happens, on every link and in
+both profiles.
 
 SET_MESSAGE_INTERVAL changes one stream of one link (interval 0 restores the default, -1 stops it).
 

@@ -80,6 +80,7 @@ class Sample:
     mission_state: int
     mission_mode: int
     sysid: int
+    event_sequence: tuple[int, int] = (0, 1)  # CURRENT_EVENT_SEQUENCE (sequence, flags)
 
     @property
     def heading_cdeg(self) -> int:
@@ -199,7 +200,7 @@ def _gps_raw_int(s: Sample) -> Sequence[Any]:
 def _sys_status(s: Sample) -> Sequence[Any]:
     health = SENSORS_HEALTH if s.gps_ok else SENSORS_HEALTH & ~SENSOR_GPS
     return (
-        SENSORS_PRESENT, SENSORS_ENABLED, health, 98, int(s.voltage_v * 1000), int(s.current_a * 100),
+        SENSORS_PRESENT, SENSORS_ENABLED, health, 98, round(s.voltage_v * 1000), int(s.current_a * 100),
         round(s.battery_fraction * 100), 0, 0, 0, 0, 0, 0, 0, 0, 1,
     )
 
@@ -259,7 +260,7 @@ def _battery_status(s: Sample) -> Sequence[Any]:
     pct = round(s.battery_fraction * 100)
     charge_state = 1 if pct > 15 else (2 if pct > 7 else (3 if pct > 5 else 4))
     return (
-        0, 1, 1, 32767, (int(s.voltage_v * 1000), *_CELLS_UNUSED), int(s.current_a * 100),
+        0, 1, 1, 32767, (round(s.voltage_v * 1000), *_CELLS_UNUSED), int(s.current_a * 100),
         int(s.consumed_mah), int(s.energy_j / 100.0), pct, 0, charge_state, (0, 0, 0, 0), 0, 0,
     )
 
@@ -330,7 +331,7 @@ def _link_node_status(s: Sample) -> Sequence[Any]:
 
 
 def _current_event_sequence(s: Sample) -> Sequence[Any]:
-    return (0, 0)
+    return s.event_sequence
 
 
 # Messages pymavlink 2.4.50's dialect lacks but real PX4 streams: packed from their XML definition

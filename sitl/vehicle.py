@@ -1,8 +1,10 @@
 """One simulated PX4 vehicle: its links, mode and arming state, and the wiring of its parts.
 
 The parts each have one job: `navigator` flies, `commands` answers COMMAND_LONG/INT,
-`failsafe` watches fence, battery and data link, `mission_protocol` talks the mission protocol,
-`params` the parameter protocol, `telemetry` + `streams` fill the links, `faults` injects faults.
+`failsafe` watches fence, battery and data link, `offboard` follows setpoint streams,
+`mission_protocol` talks the mission protocol, `params` the parameter protocol, `telemetry` +
+`streams` fill the links, `events` numbers and sends PX4's EVENTs (and answers REQUEST_EVENT),
+`health` sends commander's health and arming reports, `faults` injects faults.
 `SimFleet` owns the clock, the shared vectorised `physics`, and ticks every vehicle.
 
 Local frame: east/north/up metres around the spawn point (home at start-up; PX4 resets home at
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,16 +23,19 @@ from typing import Any
 from pymavlink.dialects.v20 import development as mavlink2
 
 from planner.vehicle_model import VehicleModel
-from sitl import modes
+from sitl import events, modes
 from sitl.codec import MessageSpec, spec_for
 from sitl.commands import CommandHandler
 from sitl.errors import BadVehicleSpec
+from sitl.events import EventLog, args, parse_request_event
 from sitl.failsafe import Failsafe
 from sitl.faults import Faults
+from sitl.health import HealthReporter
 from sitl.link import Link, open_link
 from sitl.mission_protocol import MissionProtocol, MissionStore
 from sitl.modes import Mode, VehicleKind
 from sitl.navigator import Navigator
+from sitl.offboard import Offboard
 from sitl.params import Params, default_params
 from sitl.physics import Physics
 from sitl.streams import LinkMode, StreamProfile, StreamSchedule, default_rates
@@ -149,12 +155,14 @@ class SimVehicle:
         self.gcs_link: Link | None = None
         self.api_link: Link | None = None
         self._schedules: dict[str, StreamSchedule] = {}
+        self._gcs_links: set[str] = set()
+        self.events = EventLog(sysid=self.sysid, links=self.links, clock=clock)
         self.store = MissionStore()
         self.protocol = MissionProtocol(
             self.store,
             sysid=self.sysid,
             now_s=clock,
-            statustext=self.statustext,
+            statustext=self._protocol_text,
             on_changed=self._on_plan_changed,
             on_set_current=self._on_set_current,
             home_lat_lon=self.home_lat_lon,
@@ -169,8 +177,10 @@ class SimVehicle:
             on_change=self._on_param_changed,
         )
         self.navigator = Navigator(self)
+        self.offboard = Offboard(self)
         self.failsafe = Failsafe(self)
         self.commands = CommandHandler(self)
+        self.health = HealthReporter(self)
         # The links are created in open(); Faults holds this same list object.
         self.faults = Faults(clock=clock, links=self.links, physics=physics, index=self.index)
         self._valid_key: tuple[int, int, tuple[float, float]] | None = None
@@ -249,9 +259,10 @@ class SimVehicle:
             return
         old = self.mode
         self.mode = mode
+        self.offboard.on_mode(mode)
         self.navigator.on_mode(old, mode)
 
-    def arm(self, text: str) -> None:
+    def arm(self, text: str, reason: int = events.REASON_COMMAND_EXTERNAL) -> None:
         if self.armed:
             return
         self.armed = True
@@ -259,14 +270,30 @@ class SimVehicle:
         e, n, u = self.position_enu
         self.home_enu = (e, n, u)  # PX4 resets home at every arming
         self.statustext(text)
+        self.events.send("commander_armed_by", events.levels(events.INFO), args("B", reason))
+        # The logger opens a new file at arming and announces it (wall-clock UTC, as PX4 names the file).
+        t = time.gmtime()
+        self.events.send("logger_open_file_time", events.levels(events.INFO),
+                         args("HBBBBB", t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec))
+        self.health.on_armed()
         self.navigator.on_armed()
 
-    def disarm(self, text: str) -> None:
+    def disarm(self, text: str, reason: int = events.REASON_COMMAND_EXTERNAL) -> None:
         if not self.armed:
             return
         self.armed = False
         self.statustext(text)
+        self.events.send("commander_disarmed_by", events.levels(events.INFO), args("B", reason))
+        self.health.on_disarmed(self.now_s())
         self.navigator.on_disarmed()
+
+    def event(self, name: str, external: int, arguments: bytes = b"", internal: int | None = None) -> None:
+        """Send one PX4 event (see `sitl.events`) to every link."""
+        self.events.send(name, events.levels(external, internal), arguments)
+
+    def offboard_signal_ok(self) -> bool:
+        """Whether offboard setpoints arrive often enough for Offboard mode (COM_OF_LOSS_T)."""
+        return self.offboard.signal_ok()
 
     def arming_denied_reason(self) -> str | None:
         """Why PX4's pre-arm checks would fail now, as its STATUSTEXT says it; None when ready."""
@@ -293,6 +320,8 @@ class SimVehicle:
             return True
         if self.mode == Mode.MISSION:
             return self.mission_valid()
+        if self.mode == Mode.OFFBOARD:
+            return self.offboard.signal_ok()
         return False
 
     def mission_valid(self) -> bool:
@@ -337,6 +366,19 @@ class SimVehicle:
             for n, chunk in enumerate(chunks):
                 link.queue(link.encoder.pack(spec, (severity, chunk, self._statustext_id, n)))
 
+    def _protocol_text(self, text: str, severity: int) -> None:
+        """The mission protocol's STATUSTEXTs, with the events PX4 sends alongside them."""
+        plain = text.rstrip("\t")
+        if plain == "Operation timeout":
+            self.event("mavlink_mission_op_timeout", events.ERROR)
+        elif plain.startswith("Geofence violation for waypoint "):
+            number = int(plain.rsplit(" ", 1)[1])
+            self.event("navigator_mis_geofence_violation", events.ERROR, args("H", number), events.INFO)
+        elif plain == "RTL: unsupported MAV_FRAME":
+            # Only rally points stored in frame 6 (GLOBAL_RELATIVE_ALT_INT) make PX4 say this.
+            self.event("rtl_unsupported_mav_frame", events.ERROR, args("B", 6))
+        self.statustext(text, severity)
+
     def send_all(self, spec: MessageSpec, values: Sequence[Any]) -> None:
         for link in self.links:
             link.queue(link.encoder.pack(spec, values))
@@ -353,9 +395,21 @@ class SimVehicle:
             self.protocol.handle(msg, lambda m: self.reply(link, m))
         elif kind.startswith("PARAM_"):
             self.params.handle(msg, link.send_now, link.encoder.pack)
+        elif kind == "SET_POSITION_TARGET_LOCAL_NED":
+            self.offboard.on_setpoint(msg)
         elif kind == "TIMESYNC" and msg.tc1 == 0:
             spec = spec_for(mavlink2.MAVLink_timesync_message)
             link.send_now(link.encoder.pack(spec, (int(self.now_s() * 1e9), msg.ts1)))
+        elif kind == "HEARTBEAT" and link.has_gcs and link.name not in self._gcs_links:
+            if not self._gcs_links:
+                self.health.on_gcs_connected(self.now_s())
+            self._gcs_links.add(link.name)
+            self.events.send_current_sequence(link)
+        elif kind == "UNKNOWN_412":
+            request = parse_request_event(bytes(msg.get_msgbuf()))
+            if request is not None:
+                src = msg.get_msgbuf()
+                self.events.handle_request(request, link, src[5], src[6])
 
     @property
     def datalink_timeout_s(self) -> float | None:
@@ -386,8 +440,10 @@ class SimVehicle:
                     action()
         self.faults.apply_gust()
         self.protocol.tick()
+        self.offboard.tick(now_s)
         self.navigator.tick(now_s)
         self.failsafe.tick(now_s)
+        self.health.tick(now_s)
         self._recharge()
 
     def _recharge(self) -> None:
@@ -493,6 +549,7 @@ class SimVehicle:
             mission_state=nav.mission_state,
             mission_mode=1 if self.mode == Mode.MISSION else 2,
             sysid=self.sysid,
+            event_sequence=self.events.current_sequence_values(),
         )
         return s
 

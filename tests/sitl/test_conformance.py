@@ -168,6 +168,8 @@ class GroundLink(asyncio.DatagramProtocol):
         self._clock_seen = False
         self._clock_wall = 0.0
         self._now = 0.0
+        self.first_heartbeat_wall: float | None = None
+        self.event_walls: list[float] = []  # wall time of every EVENT (410) received
         self.changed = asyncio.Event()
 
     # -- receiving ------------------------------------------------------------------------------
@@ -198,6 +200,8 @@ class GroundLink(asyncio.DatagramProtocol):
                 break
             self.counts[msgid] += 1
             self.compids[msgid].add(compid)
+            if msgid == 410:
+                self.event_walls.append(time.monotonic())
             if msgid in CLOCK_IDS and length >= 4:
                 self.sim_t = struct.unpack_from("<I", data, payload)[0] / 1000.0
                 self._clock_wall = time.monotonic()
@@ -259,7 +263,17 @@ class GroundLink(asyncio.DatagramProtocol):
         self.transport.sendto(msg.pack(self.mav), self.vehicle_addr)
         self.mav.seq = (self.mav.seq + 1) % 256
 
+    def connect_report_seen(self) -> bool:
+        """An EVENT came >= 0.5 s (sim) after this ground side's first heartbeat: PX4's health report to a
+        newly connected GCS, which comes ~1 s after that heartbeat."""
+        if self.first_heartbeat_wall is None:
+            return False
+        after = self.first_heartbeat_wall + 0.5 / self.speed
+        return any(t >= after for t in self.event_walls)
+
     def heartbeat(self) -> None:
+        if self.first_heartbeat_wall is None:
+            self.first_heartbeat_wall = time.monotonic()
         self.send(M.MAVLink_heartbeat_message(M.MAV_TYPE_GCS, M.MAV_AUTOPILOT_INVALID, 0, 0, 0, 3))
 
     # -- waiting --------------------------------------------------------------------------------
@@ -334,7 +348,6 @@ KNOWN_GAPS: dict[str, str] = {
         for msg_id, name in UNDECODED_NAMES.items()
         if name != "EVENT"
     },
-    "rover.rate[EVENT]": "the simulator sends no EVENT (410) messages; PX4's rover sent 0.33/s while idle",
     "rover.rally_upload_frame6.statustext": (
         "sitl/vehicle.py builds the rover's MissionProtocol without rally_frame_warning=False, so it "
         "says 'RTL: unsupported MAV_FRAME' like the quad; PX4's rover said nothing"
@@ -609,6 +622,11 @@ async def test_heartbeat_and_passive_streams(sim_fleet_factory: Any) -> None:
                 link.last("HEARTBEAT").system_status,
                 refs[kind]["connect"]["heartbeat"]["system_status"],
             )
+        # The capture's window began just after PX4's health and arming report to the newly connected
+        # ground side (an EVENT group ~1 s after its first heartbeat); this one too.
+        for link in (quad, rover):
+            await link.until(link.connect_report_seen, 5.0)
+        await quad.sleep(0.3)
         before = {k: (lk.counts.copy(), lk.now()) for k, lk in (("quad", quad), ("rover", rover))}
         await quad.sleep(window_sim_s)
         for kind, link in (("quad", quad), ("rover", rover)):

@@ -4,7 +4,8 @@ mavsdk 4's `mavsdk.asyncio` plugin wrappers run every call in the loop's default
 of threads on a small machine: a fleet waiting on uploads would starve it) and stream subscriptions
 through unbounded queues with one loop wake-up per message (PX4 sends ~400 msg/s per vehicle). So
 the backend uses the plugins' own callback APIs (`*_async(..., callback)`, `subscribe_*(callback)`)
-and crosses into the loop here: one future per call, and one coalescing inbox per vehicle.
+and crosses into the loop here: one future per call, and one coalescing inbox for the whole fleet
+(one loop wake-up per batch of messages, however many vehicles they came from).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from typing import Any
 
 Apply = Callable[[], None]
@@ -42,8 +44,8 @@ class Inbox:
     """Updates from MAVSDK's thread, applied on the loop in batches.
 
     `latest(key, fn)` keeps only the newest update per key (positions at 50 Hz coalesce into one);
-    `ordered(fn)` keeps every update in order (status texts, mission progress). The loop is woken
-    at most once per batch.
+    `ordered(fn)` keeps every update in order (status texts, mission progress), up to `max_ordered`
+    pending (then the oldest goes). The loop is woken at most once per batch.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, after_batch: Callable[[], None], max_ordered: int = 64):
@@ -51,21 +53,19 @@ class Inbox:
         self._after_batch = after_batch
         self._max_ordered = max_ordered
         self._lock = threading.Lock()
-        self._latest: dict[str, Apply] = {}
-        self._ordered: list[Apply] = []
+        self._latest: dict[Hashable, Apply] = {}
+        self._ordered: deque[Apply] = deque(maxlen=max_ordered)
         self._scheduled = False
         self._closed = False
 
-    def latest(self, key: str, fn: Apply) -> None:
+    def latest(self, key: Hashable, fn: Apply) -> None:
         with self._lock:
             self._latest[key] = fn
             self._schedule_locked()
 
     def ordered(self, fn: Apply) -> None:
         with self._lock:
-            if len(self._ordered) >= self._max_ordered:
-                del self._ordered[0]
-            self._ordered.append(fn)
+            self._ordered.append(fn)  # full: the oldest goes
             self._schedule_locked()
 
     def close(self) -> None:
@@ -84,7 +84,7 @@ class Inbox:
     def _flush(self) -> None:
         with self._lock:
             latest, self._latest = self._latest, {}
-            ordered, self._ordered = self._ordered, []
+            ordered, self._ordered = self._ordered, deque(maxlen=self._max_ordered)
             self._scheduled = False
         for fn in latest.values():
             fn()

@@ -1,9 +1,11 @@
 """One vehicle's picture of itself, fed from MAVSDK, published as snapshots + events.
 
-Fast telemetry (position, velocity, heading, battery, landed state, health, home) is *sampled* from
-MAVSDK's Telemetry getters on the loop, a few times per vehicle second: PX4 streams it at up to
-50 Hz (times the speed factor), and one Python callback per message from MAVSDK's thread fights the
-loop for the GIL until MAVSDK starts dropping callbacks ("a subscriber is not keeping up").
+Telemetry PX4 streams fast (position, velocity, heading; battery, landed state, health, home) is
+*sampled* from MAVSDK's Telemetry getters (cached values: no waiting) by one fleet-wide timer on the
+loop: position, velocity and heading every round, the slowly changing rest every few rounds. PX4
+streams them at up to 50 Hz (times the speed factor), and one Python callback per message from
+MAVSDK's thread fights the loop for the GIL until MAVSDK starts dropping callbacks ("a subscriber is
+not keeping up").
 Rare, must-not-miss messages are subscribed: status texts (Telemetry), and through MavlinkDirect
 HEARTBEAT (MAVSDK's flight-mode enum folds PX4 modes together and hides the arrival time we need for
 link age), MISSION_CURRENT (MAVSDK's progress lacks mission_state ACTIVE / PAUSED / COMPLETE) and
@@ -12,7 +14,6 @@ COMMAND_ACK (PX4's MAV_RESULT behind MAVSDK's own result enum).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -105,10 +106,11 @@ def _home(h: Any) -> dict[str, Any]:
 
 
 class Tracker:
-    """Owns the snapshot of one vehicle. Mutated only on the loop: by `sample()` and by the
-    inbox that carries subscribed messages over from MAVSDK's thread."""
+    """Owns the snapshot of one vehicle. Mutated only on the loop: by `sample()` and by the fleet's
+    inbox that carries subscribed messages over from MAVSDK's thread. A changed tracker adds itself
+    to the fleet's `dirty` set; the fleet publishes the set after each batch (`publish()`)."""
 
-    def __init__(self, vehicle_id: str, sysid: int, kind: VehicleKind, loop: asyncio.AbstractEventLoop,
+    def __init__(self, vehicle_id: str, sysid: int, kind: VehicleKind, inbox: Inbox, dirty: set[Tracker],
                  on_link_restored: Callable[[], None], fleet_events: Fanout[VehicleEvent]) -> None:
         self._snap = VehicleState(vehicle_id, sysid, kind)
         self.snapshots: Latest[VehicleState] = Latest(self._snap)
@@ -120,8 +122,10 @@ class Tracker:
         self._texts: deque[tuple[float, int, str]] = deque(maxlen=32)
         self._acks: dict[int, tuple[float, int]] = {}  # command -> (when, MAV_RESULT) of its last ACK
         self._dirty = False
+        self._dirty_set = dirty
         self._telemetry: Telemetry | None = None
-        self.inbox = Inbox(loop, self._publish)
+        self._inbox = inbox
+        self._heartbeat_key = (sysid, "heartbeat")
 
     @property
     def snap(self) -> VehicleState:
@@ -136,45 +140,51 @@ class Tracker:
         direct.subscribe_message("MISSION_CURRENT", self._mission_current_cb)
         direct.subscribe_message("COMMAND_ACK", self._command_ack_cb)
 
-    def sample(self) -> None:
-        """Read the latest fast telemetry (cached by MAVSDK: no waiting) and publish if it changed."""
+    def sample(self, *, slow: bool = True) -> None:
+        """Read the latest telemetry MAVSDK cached (no waiting); `slow` also reads battery, landed
+        state, health and home. Publishing is the caller's (the fleet's dirty set)."""
         t = self._telemetry
         if t is None:
             return
-        changes = {**_position(t.position()), **_velocity(t.velocity_ned()), **_heading(t.heading()),
-                   **_battery(t.battery()), **_landed(t.landed_state()), **_health(t.health()),
-                   **_home(t.home())}
-        changed = {k: v for k, v in changes.items() if getattr(self._snap, k) != v}
+        changes = {**_position(t.position()), **_velocity(t.velocity_ned()), **_heading(t.heading())}
+        if slow:
+            changes.update(**_battery(t.battery()), **_landed(t.landed_state()), **_health(t.health()),
+                           **_home(t.home()))
+        snap = self._snap
+        changed = {k: v for k, v in changes.items() if getattr(snap, k) != v}
         if changed:
             self._set(**changed)
-        self._publish()
+
+    # ---- on MAVSDK's callback thread: parse, hand over, nothing else ----
 
     def _status_text_cb(self, data: Any, _user_data: Any) -> None:
-        self.inbox.ordered(functools.partial(self._on_text, time.monotonic(), int(data.type), str(data.text)))
+        self._inbox.ordered(functools.partial(self._on_text, time.monotonic(), int(data.type), str(data.text)))
 
     def _heartbeat_cb(self, msg: Any, _ud: Any) -> None:
         at = time.monotonic()
         fields = json.loads(msg.fields_json)
         mav_type, base_mode, custom_mode = int(fields["type"]), int(fields["base_mode"]), int(fields["custom_mode"])
-        self.inbox.latest("heartbeat", lambda: self._on_heartbeat(at, mav_type, base_mode, custom_mode))
+        self._inbox.latest(self._heartbeat_key, lambda: self._on_heartbeat(at, mav_type, base_mode, custom_mode))
 
     def _mission_current_cb(self, msg: Any, _ud: Any) -> None:
         fields = json.loads(msg.fields_json)
         progress = MissionProgress(int(fields["seq"]), int(fields.get("total", 0)),
                                    px4.mission_state(int(fields.get("mission_state", 0))))
-        self.inbox.ordered(lambda: self._on_mission_current(progress))
+        self._inbox.ordered(lambda: self._on_mission_current(progress))
 
     def _command_ack_cb(self, msg: Any, _ud: Any) -> None:
         at = time.monotonic()
         fields = json.loads(msg.fields_json)
         command, result = int(fields["command"]), int(fields["result"])
-        self.inbox.ordered(lambda: self._acks.__setitem__(command, (at, result)))
+        self._inbox.ordered(lambda: self._acks.__setitem__(command, (at, result)))
 
     # ---- applied on the loop ----
 
     def _set(self, **changes: Any) -> None:
         self._snap = replace(self._snap, **changes)
-        self._dirty = True
+        if not self._dirty:
+            self._dirty = True
+            self._dirty_set.add(self)
 
     def _event(self, kind: EventKind, detail: str = "") -> None:
         event = VehicleEvent(self._snap.vehicle_id, kind, detail)
@@ -220,11 +230,13 @@ class Tracker:
             log.warning("%s: link lost (no heartbeat for %.1f s)", self._snap.vehicle_id, now_s - self.heartbeat_at_s)
             self._set(link_alive=False)
             self._event(EventKind.LINK_LOST, f"no heartbeat for {now_s - self.heartbeat_at_s:.1f} s")
-            self._publish()
+            self.publish()
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
+        """Publish the snapshot if it changed since the last time."""
         if self._dirty:
             self._dirty = False
+            self._dirty_set.discard(self)
             self._snap = replace(self._snap, heartbeat_age_s=max(0.0, time.monotonic() - self.heartbeat_at_s))
             self.snapshots.set(self._snap)
 

@@ -19,12 +19,15 @@ from collections.abc import AsyncIterator, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from mavsdk import LogLevel, log_subscribe
-from mavsdk.asyncio import ComponentType, Configuration, Mavsdk, MavsdkConnectionError
+from mavsdk import ComponentType, Configuration, LogLevel, Mavsdk, log_subscribe
+from mavsdk.exceptions import ConnectionError as MavsdkConnectionError
 from mavsdk.vehicle import Vehicle as MavsdkVehicleType
 
 from vehicles.base import EventKind, VehicleEvent, VehicleKind
 from vehicles.errors import ConnectionFailed, UnknownVehicle
+from vehicles.mavsdk_backend._bridge import Inbox
+from vehicles.mavsdk_backend._telemetry import Tracker
+from vehicles.mavsdk_backend._transport import RawUdpLink, udp_listen_address
 from vehicles.mavsdk_backend.vehicle import MavsdkVehicle
 from vehicles.streams import Fanout, Latest, Subscription
 
@@ -32,6 +35,9 @@ log = logging.getLogger(__name__)
 mavsdk_log = logging.getLogger("vehicles.mavsdk")
 
 DEFAULT_URL = "udpin://0.0.0.0:14550"
+RECEIVE_BUFFER_BYTES = 4 << 20  # absorbs a fleet's bursts (the kernel caps it at net.core.rmem_max)
+_MAX_PENDING_ORDERED = 16384  # status texts, mission progress, ACKs not yet applied, fleet-wide
+_DISCOVERY_COALESCE_S = 0.05  # a fleet appears in a burst: one scan of MAVSDK's systems per burst
 _LOG_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
                LogLevel.WARN: logging.WARNING, LogLevel.ERROR: logging.ERROR}
 
@@ -48,13 +54,15 @@ class MavsdkFleet:
     `fleet_config` maps system ids to vehicle ids (others get "sys<id>"). `speed_factor` is how much
     faster than real time the vehicles run: every timeout (given in vehicle seconds) is divided by
     it, never below `min_wall_timeout_s`. The link counts as lost after `link_timeout_s` (vehicle
-    seconds, same scaling) without a HEARTBEAT. Position and the other fast telemetry are sampled
-    every `sample_period_s` (vehicle seconds; at most 20 times per wall second).
+    seconds, same scaling) without a HEARTBEAT. Position, velocity and heading are sampled every
+    `sample_period_s` (vehicle seconds; at most 20 times per wall second), battery, landed state,
+    health and home once per vehicle second. A UDP server URL is served by our own socket (see
+    `_transport`) with a kernel receive buffer of `receive_buffer_bytes` (0: the system default).
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, fleet_config: Mapping[int, str] | None = None,
                  speed_factor: float = 1.0, link_timeout_s: float = 3.0, min_wall_timeout_s: float = 2.0,
-                 sample_period_s: float = 0.2) -> None:
+                 sample_period_s: float = 0.2, receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES) -> None:
         if speed_factor <= 0:
             raise ValueError(f"speed_factor must be positive, got {speed_factor}")
         self.url = url
@@ -63,7 +71,13 @@ class MavsdkFleet:
         self._link_timeout_s = link_timeout_s
         self._min_wall_s = min_wall_timeout_s
         self._sample_period_s = sample_period_s
+        self._receive_buffer_bytes = receive_buffer_bytes
         self._vehicles: dict[int, MavsdkVehicle] = {}
+        self._systems_seen = 0  # MAVSDK's system count when every system then known was decided
+        self._inbox: Inbox  # made on entry: it needs the running loop
+        self._dirty: set[Tracker] = set()  # trackers changed since their last publish
+        self._native_refs: list[object] = []  # see _shutdown
+        self._link: RawUdpLink | None = None
         self._roster: Latest[int] = Latest(0)  # bumped on every discovery
         self._discoveries: Fanout[MavsdkVehicle] = Fanout()
         self._events: Fanout[VehicleEvent] = Fanout(1024)
@@ -76,11 +90,14 @@ class MavsdkFleet:
 
     async def __aenter__(self) -> Self:
         log_subscribe(_route_mavsdk_log)
+        self._inbox = Inbox(asyncio.get_running_loop(), self._publish_dirty, _MAX_PENDING_ORDERED)
         config = Configuration.create_with_component_type(ComponentType.GROUND_STATION)
+        # The plain (callback) API, not mavsdk.asyncio: that wrapper runs every call in the default
+        # executor and unsubscribes its generators at some later garbage collection.
         self._mavsdk = Mavsdk(config)
         try:
-            await self._mavsdk.add_any_connection(self.url)
-        except MavsdkConnectionError as e:
+            await self._connect()
+        except (MavsdkConnectionError, OSError) as e:
             await asyncio.to_thread(self._mavsdk.destroy)
             raise ConnectionFailed(self.url, str(e)) from e
         await self._stack.__aenter__()
@@ -95,15 +112,41 @@ class MavsdkFleet:
                         tb: TracebackType | None) -> None:
         await self._stack.__aexit__(exc_type, exc, tb)
 
+    async def _connect(self) -> None:
+        """A UDP server URL gets our own socket in front of MAVSDK (see _transport); any other URL
+        is MAVSDK's own connection. Raises MAVSDK's ConnectionError or OSError."""
+        address = udp_listen_address(self.url)
+        if address is None:
+            await asyncio.to_thread(self._mavsdk.add_any_connection_with_handle, self.url)
+            return
+        self._mavsdk.add_any_connection_with_handle("raw://")
+        link = RawUdpLink(self._mavsdk, self._receive_buffer_bytes)
+        await link.open(*address)
+        self._link = link
+
     async def _shutdown(self) -> None:
         # Runs before the TaskGroup exits: stop our loops, then MAVSDK (which joins its threads).
         running = list(self._running)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
-        for vehicle in self._vehicles.values():
-            vehicle.close()
+        self._inbox.close()
+        if self._link is not None:
+            self._link.close()
+        # Workaround for mavsdk 4.1.0's Python wrapper: Mavsdk.destroy() destroys every plugin first,
+        # and a plugin's destroy() drops the ctypes trampolines (CFUNCTYPE) of its `*_async` calls and
+        # subscriptions, while MAVSDK's callback thread runs on until mavsdk_destroy() at the very
+        # end. A callback still queued there (the late ACK or the timeout of a command in flight:
+        # "Timeout for not-existing command: 512") then jumps into freed memory: SIGSEGV, or SIGILL
+        # once the memory is reused; under load there are many such commands. So hold every
+        # trampoline until destroy() has returned (it joins MAVSDK's threads), and beyond.
+        self._native_refs = [ref for vehicle in self._vehicles.values() for ref in vehicle.native_callbacks()]
         await asyncio.to_thread(self._mavsdk.destroy)
+
+    def _publish_dirty(self) -> None:
+        dirty = self._dirty
+        while dirty:
+            dirty.pop().publish()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run a background job of the fleet under its TaskGroup."""
@@ -158,42 +201,51 @@ class MavsdkFleet:
     # ---- background jobs ----
 
     async def _discover(self) -> None:
-        ticks = aiter(self._mavsdk.on_new_system())
-        # The generator subscribes on its first step: start that step before looking at the
-        # systems already known, so a system heard in between still produces a tick.
-        next_tick = asyncio.ensure_future(anext(ticks))
-        try:
-            await asyncio.sleep(0)
-            while True:
-                undecided = await self._adopt_new_systems()
-                # A system can be announced before its autopilot's HEARTBEAT told MAVSDK what it
-                # is; look again shortly instead of waiting for a tick that will not come.
-                await asyncio.wait({next_tick}, timeout=self.wall_s(0.5, floor_s=0.1) if undecided else None)
-                if next_tick.done():
-                    next_tick = asyncio.ensure_future(anext(ticks))
-        finally:
-            next_tick.cancel()
+        loop = asyncio.get_running_loop()
+        heard = asyncio.Event()
 
-    async def _adopt_new_systems(self) -> bool:
+        def on_new_system(_user_data: Any) -> None:  # on MAVSDK's callback thread
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is discovering
+                loop.call_soon_threadsafe(heard.set)
+
+        # Never unsubscribed by us: Mavsdk.destroy() does, keeping the trampoline alive until
+        # MAVSDK's threads are gone (an unsubscribe here could race a queued callback).
+        self._mavsdk.subscribe_on_new_system(on_new_system)
+        while True:
+            heard.clear()
+            undecided = self._adopt_new_systems()
+            # A system can be announced before its autopilot's HEARTBEAT told MAVSDK what it
+            # is; look again shortly instead of waiting for a tick that will not come.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.wall_s(0.5, floor_s=0.1) if undecided else None):
+                    await heard.wait()
+            await asyncio.sleep(_DISCOVERY_COALESCE_S)
+
+    def _adopt_new_systems(self) -> bool:
         """Make vehicles of new autopilot systems; True if some system is not identified yet."""
+        count = self._mavsdk.system_count()
+        if count == self._systems_seen:
+            return False
         undecided = False
-        for system in await self._mavsdk.get_systems():
-            sysid = int(await system.get_system_id())
+        # Each System is a fresh handle on MAVSDK's system; those we do not keep are released.
+        for system in self._mavsdk.get_systems():
+            sysid = int(system.get_system_id())
             if sysid in self._vehicles:
                 continue
-            mavsdk_type = await system.vehicle_type()
-            if not await system.has_autopilot() or mavsdk_type == MavsdkVehicleType.UNKNOWN:
+            mavsdk_type = system.vehicle_type()
+            if not system.has_autopilot() or mavsdk_type == MavsdkVehicleType.UNKNOWN:
                 undecided = True
                 continue
             kind: VehicleKind = "rover" if mavsdk_type == MavsdkVehicleType.ROVER else "drone"
             vehicle_id = self._config.get(sysid, f"sys{sysid}")
-            # The asyncio System wraps the ctypes one that MAVSDK's plugins take.
-            vehicle = MavsdkVehicle(self, system._system, vehicle_id, sysid, kind)
+            vehicle = MavsdkVehicle(self, system, vehicle_id, sysid, kind)
             self._vehicles[sysid] = vehicle
             log.info("discovered %s (sysid %d, %s)", vehicle_id, sysid, kind)
             self._discoveries.publish(vehicle)
             self._events.publish(VehicleEvent(vehicle_id, EventKind.DISCOVERED, kind))
             self._roster.set(len(self._vehicles))
+        if not undecided:
+            self._systems_seen = count
         return undecided
 
     async def _watch_links(self) -> None:
@@ -206,10 +258,15 @@ class MavsdkFleet:
                 vehicle._tracker.check_link(now, timeout_s)
 
     async def _sample_telemetry(self) -> None:
-        # A few samples per vehicle second, at most 20 per wall second (see _telemetry's docstring).
+        # A few samples per vehicle second, at most 20 per wall second (see _telemetry's docstring);
+        # the slow fields once per vehicle second, each vehicle in its own round to spread the work.
         period_s = self.wall_s(self._sample_period_s, floor_s=0.05)
+        slow_every = max(1, round(self.wall_s(1.0, floor_s=period_s) / period_s))
+        rounds = 0
         while True:
             await asyncio.sleep(period_s)
-            for vehicle in self._vehicles.values():
-                vehicle._tracker.sample()
+            rounds += 1
+            for sysid, vehicle in self._vehicles.items():
+                vehicle._tracker.sample(slow=(rounds + sysid) % slow_every == 0)
+            self._publish_dirty()
 

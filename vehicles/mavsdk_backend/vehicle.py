@@ -94,8 +94,8 @@ class MavsdkVehicle:
         self._geofence = Geofence(system)
         self._telemetry = Telemetry(system)
         self._param: Param | None = None  # created on first use: it fetches nothing until asked
-        loop = asyncio.get_running_loop()
-        self._tracker = Tracker(vehicle_id, sysid, kind, loop, self._on_link_restored, fleet._events)
+        self._tracker = Tracker(vehicle_id, sysid, kind, fleet._inbox, fleet._dirty, self._on_link_restored,
+                                fleet._events)
         self._tracker.subscribe(self._telemetry, self._direct)
         self._introduce()
 
@@ -109,8 +109,16 @@ class MavsdkVehicle:
         except MavlinkDirectError as e:
             log.info("%s: early GCS heartbeat not sent: %s", self._vehicle_id, e)
 
-    def close(self) -> None:
-        self._tracker.inbox.close()
+    def native_callbacks(self) -> list[object]:
+        """The ctypes callback trampolines MAVSDK may still call: see `MavsdkFleet._shutdown`."""
+        refs: list[object] = []
+        for owner in (self._action, self._direct, self._mission, self._geofence, self._telemetry, self._param,
+                      self._system):
+            if owner is not None:
+                # mavsdk 4.1.0 keeps them in these (private) containers; read defensively.
+                refs.extend(list(getattr(owner, "_callbacks", ())))
+                refs.extend(list(getattr(owner, "_subscriptions", {}).values()))
+        return refs
 
     # ---- identity and state ----
 

@@ -1,0 +1,150 @@
+"""Our own UDP socket in front of MAVSDK (a `raw://` connection): each datagram goes only where it is meant.
+
+MAVSDK's UDP connection sends every outgoing message to every peer it has heard, whatever the
+message's target system, and every system it knows pings all of them (a broadcast PING every few
+seconds per system). One port serving N vehicles then costs N sends per message and ~N²/5
+datagrams per second: measured at 250 vehicles, 27,000 datagrams/s out for 7,000 in, which filled
+our one core with kernel send work (and the vehicles with pings to answer) until MAVSDK's receive
+thread starved and the kernel dropped what it could not take.
+
+So the socket is ours: received datagrams are handed to MAVSDK as raw bytes (`Mavsdk.
+pass_received_raw_bytes`), and what MAVSDK sends (`subscribe_raw_bytes_to_be_sent`) is routed here:
+to the address its target system was last heard from, to everybody when it has no target (our
+GCS HEARTBEAT), and not at all for MAVSDK's broadcast PING requests (it only measures latency with
+them). The socket's kernel receive buffer is a few MiB: a fleet sends in bursts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+import struct
+from typing import Any
+from urllib.parse import urlsplit
+
+from pymavlink.dialects.v20 import development as mavlink2
+
+log = logging.getLogger(__name__)
+
+_V2, _V1 = 0xFD, 0xFE
+_MSG_PING = 4
+
+
+def _target_offsets() -> dict[int, int]:
+    """MAVLink message id -> payload offset of its target_system field (wire order)."""
+    offsets: dict[int, int] = {}
+    for msgid, cls in mavlink2.mavlink_map.items():
+        names = list(getattr(cls, "ordered_fieldnames", ()))
+        if "target_system" not in names:
+            continue
+        tokens = re.findall(r"\d*[a-zA-Z]", cls.unpacker.format.lstrip("<"))
+        if len(tokens) != len(names):
+            continue
+        offsets[msgid] = struct.calcsize("<" + "".join(tokens[: names.index("target_system")]))
+    return offsets
+
+
+def frame_header(frame: bytes) -> tuple[int, int, int] | None:
+    """(system id, message id, payload offset) of a MAVLink 1 or 2 frame."""
+    if len(frame) >= 10 and frame[0] == _V2:
+        return frame[5], frame[7] | frame[8] << 8 | frame[9] << 16, 10
+    if len(frame) >= 6 and frame[0] == _V1:
+        return frame[3], frame[5], 6
+    return None
+
+
+def udp_listen_address(url: str) -> tuple[str, int] | None:
+    """(host, port) a MAVSDK UDP server URL binds ("udpin://0.0.0.0:14550", "udp://:14540")."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("udpin", "udp"):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return (parts.hostname or "0.0.0.0", port) if port is not None else None
+
+
+class RawUdpLink(asyncio.DatagramProtocol):
+    """The fleet's UDP endpoint; MAVSDK sees it as a `raw://` connection."""
+
+    def __init__(self, mavsdk: Any, receive_buffer_bytes: int) -> None:
+        self._mavsdk = mavsdk
+        self._receive_buffer_bytes = receive_buffer_bytes
+        self._offsets = _target_offsets()
+        self._peers: dict[int, tuple[str, int]] = {}  # system id -> address it was last heard from
+        self._sock: socket.socket | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self.received = 0
+        self.sent = 0
+
+    async def open(self, host: str, port: int) -> None:
+        """Bind (OSError if the port is taken) and start feeding MAVSDK."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            if self._receive_buffer_bytes > 0:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer_bytes)
+            sock.bind((host, port))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        self._transport = transport
+        # Called on MAVSDK's threads; MAVSDK keeps calling until it is destroyed, and the wrapper
+        # holds this subscription's trampoline until then.
+        self._mavsdk.subscribe_raw_bytes_to_be_sent(self._send)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def peers(self) -> dict[int, tuple[str, int]]:
+        return dict(self._peers)
+
+    # ---- in: on the loop ----
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.received += 1
+        header = frame_header(data)
+        if header is not None:
+            sysid = header[0]
+            if self._peers.get(sysid) != addr:
+                self._peers[sysid] = (str(addr[0]), int(addr[1]))
+        self._mavsdk.pass_received_raw_bytes(data)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)  # ICMP unreachable from a vehicle that went away
+
+    # ---- out: on MAVSDK's threads ----
+
+    def _send(self, frame: bytes) -> None:
+        sock = self._sock
+        header = frame_header(frame)
+        if sock is None or header is None:
+            return
+        _sysid, msgid, payload_at = header
+        target = 0
+        offset = self._offsets.get(msgid)
+        if offset is not None and offset < frame[1]:  # MAVLink 2 cuts trailing zeros off the payload
+            target = frame[payload_at + offset]
+        peers = self._peers
+        if target:
+            addr = peers.get(target)
+            destinations = [addr] if addr is not None else list(peers.values())
+        elif msgid == _MSG_PING:
+            return  # MAVSDK's broadcast latency probe: N² datagrams for a statistic we do not use
+        else:
+            destinations = list(peers.values())
+        for destination in destinations:
+            try:
+                sock.sendto(frame, destination)
+                self.sent += 1
+            except OSError:  # full send buffer or a closed socket: UDP, the sender retries
+                pass
