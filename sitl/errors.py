@@ -3,9 +3,9 @@
     SimError                      the simulator could not do what it was asked
      ├── PortsUnavailable         a vehicle's UDP port could not be bound (names host and port)
      ├── BadVehicleSpec           a VehicleSpec that cannot be simulated (kind, coordinates, instance)
-     └── BadFaultSpec             a fault given on the command line that cannot be parsed
-
-The real-PX4 launcher keeps its own tree in `sitl/px4_errors.py` (`Px4LaunchError`).
+     ├── BadFaultSpec             a fault given on the command line that cannot be parsed
+     └── Px4LaunchError           real PX4 SITL could not be launched (its branch: `sitl/px4_errors.py`)
+          ├── Px4NotFound, InstanceOutOfRange, InstanceBusy, Px4Exited, Px4StartTimeout
 """
 
 from __future__ import annotations

@@ -7,16 +7,17 @@
      ├── Px4Exited                 a px4 process ended before it was ready (names its log)
      └── Px4StartTimeout           an instance did not become ready in time (names what was missing)
 
-Kept apart from `sitl/errors.py` (the simulator's tree) so the launcher stays importable on its own;
-`Px4LaunchError` may later join that tree as a subclass of its root.
+`Px4LaunchError` is a branch of the package's one tree, rooted at `sitl.errors.SimError`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from sitl.errors import SimError
 
-class Px4LaunchError(Exception):
+
+class Px4LaunchError(SimError):
     """Base of every error raised while launching or stopping PX4 SITL."""
 
 

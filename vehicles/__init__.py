@@ -40,6 +40,7 @@ from vehicles.errors import (
     MissionInvalid,
     MissionUploadFailed,
     NotReady,
+    PlanFileError,
     UnknownVehicle,
     VehicleError,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "MissionUploadFailed",
     "NotReady",
     "PayloadRelease",
+    "PlanFileError",
     "Position",
     "TakeOff",
     "UnknownVehicle",

@@ -12,7 +12,8 @@ at the boundary with ``raise ... from``::
      ├── MissionInvalid(reason)                      our mission cannot be flown by this vehicle kind
      ├── NotReady(vehicle_id, reason)                state does not allow it (e.g. no position yet)
      ├── UnknownVehicle(key, known)                  no such system id / vehicle id in the fleet
-     └── ConnectionFailed(url, reason)               the MAVLink endpoint could not be opened
+     ├── ConnectionFailed(url, reason)               the MAVLink endpoint could not be opened
+     └── PlanFileError(where, message, path)         a QGroundControl .plan file is malformed
 """
 
 from __future__ import annotations
@@ -110,3 +111,17 @@ class ConnectionFailed(VehicleError):
         self.url = url
         self.reason = reason
         super().__init__(f"cannot open {url}: {reason}")
+
+
+class PlanFileError(VehicleError, ValueError):
+    """A QGroundControl .plan file is malformed or uses what this reader does not support.
+
+    `where` names the offending part, e.g. "mission.items[3].params".
+    """
+
+    def __init__(self, where: str, message: str, path: str | None = None) -> None:
+        self.where = where
+        self.message = message
+        self.path = path
+        prefix = f"{path}: " if path else ""
+        super().__init__(f"{prefix}{where}: {message}")

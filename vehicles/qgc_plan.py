@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vehicles.errors import PlanFileError
+
 __all__ = [
     "FenceCircle",
     "FencePolygon",
@@ -77,19 +79,6 @@ CMD_FENCE_CIRCLE_INCLUSION = 5003
 CMD_FENCE_CIRCLE_EXCLUSION = 5004
 CMD_NAV_RALLY_POINT = 5100
 
-
-class PlanFileError(ValueError):
-    """A .plan file is malformed or uses what this reader does not support.
-
-    `where` names the offending part, e.g. "mission.items[3].params".
-    """
-
-    def __init__(self, where: str, message: str, path: str | None = None) -> None:
-        self.where = where
-        self.message = message
-        self.path = path
-        prefix = f"{path}: " if path else ""
-        super().__init__(f"{prefix}{where}: {message}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
-from mavclient import free_sim_ports
 
 from sitl import PortsUnavailable, SimFleet, SimPorts, VehicleSpec
+from sitl.ports import free_sim_ports
 
 FleetFactory = Callable[..., contextlib.AbstractAsyncContextManager[tuple[SimFleet, SimPorts]]]
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -19,42 +17,9 @@ from typing import Any, cast
 
 from pymavlink.dialects.v20 import development as mavlink2
 
-from sitl import SimPorts, VehicleSpec
+from sitl import VehicleSpec
 
 HOME = (47.397742, 8.545594, 488.0)  # the reference captures' home
-
-
-def _ports_free(ports: Sequence[int]) -> bool:
-    socks = []
-    try:
-        for port in ports:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        for s in socks:
-            s.close()
-
-
-def free_sim_ports(n_instances: int, rng: random.Random | None = None) -> SimPorts:
-    """A SimPorts whose 1 + 3 * n ports are all free on 127.0.0.1 right now."""
-    rng = rng or random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - 3 * n_instances - 2)
-        block = list(range(base, base + 1 + 3 * n_instances))
-        if _ports_free(block):
-            return SimPorts(
-                target_host="127.0.0.1",
-                gcs_target_port=base,
-                api_target_base=base + 1,
-                gcs_listen_base=base + 1 + n_instances,
-                api_listen_base=base + 1 + 2 * n_instances,
-                bind_host="127.0.0.1",
-            )
-    raise RuntimeError("no free UDP port block found")
 
 
 def quad(instance: int | None = None, home: tuple[float, float, float] = HOME) -> VehicleSpec:

@@ -9,11 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from mavclient import free_sim_ports
 
 from planner.geo import LatLon, haversine_m
 from sitl.cli import build_parser, main, parse_fault, vehicle_specs
 from sitl.errors import BadFaultSpec
+from sitl.ports import free_sim_ports
 
 REPO = Path(__file__).resolve().parents[2]
 HELSINKI = REPO / "sitl" / "worlds" / "helsinki"

@@ -28,6 +28,7 @@ import psutil
 import pytest
 
 from sitl._px4_process import build_env, find_build
+from sitl.ports import free_udp_block
 from sitl.px4 import (
     InstanceBusy,
     InstanceOutOfRange,
@@ -111,29 +112,6 @@ def make_fake_px4(root: Path) -> Path:
     px4.write_text(f"#!{sys.executable}\n" + textwrap.dedent(FAKE_PX4))
     px4.chmod(0o755)
     return root / "PX4-Autopilot"
-
-
-def free_udp_block(n: int) -> int:
-    """Base of n contiguous free UDP ports on 127.0.0.1 (checked by binding them all)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + n > 65535:
-            continue
-        socks: list[socket.socket] = []
-        try:
-            for i in range(n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no free UDP port block")
 
 
 def gone(pid: int) -> bool:

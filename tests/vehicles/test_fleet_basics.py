@@ -6,8 +6,8 @@ import socket
 import time
 
 import pytest
-from vehicles_harness import free_udp_block
 
+from sitl.ports import free_udp_block
 from vehicles.errors import ConnectionFailed, UnknownVehicle
 from vehicles.mavsdk_backend import MavsdkFleet
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
-import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from sitl.ports import free_udp_block
 from vehicles.base import VehicleState
 from vehicles.errors import ConnectionFailed
 from vehicles.mavsdk_backend import MavsdkFleet, MavsdkVehicle
@@ -35,26 +34,6 @@ class SitlChoice(Protocol):
     @property
     def px4_dir(self) -> Path | None: ...
     def px4_skip_reason(self) -> str | None: ...
-
-
-def free_udp_block(size: int, attempts: int = 200) -> int:
-    """First port of `size` consecutive free UDP ports on 127.0.0.1 (checked by binding them)."""
-    rng = random.Random()
-    for _ in range(attempts):
-        base = rng.randrange(20000, 60000 - size)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError(f"no block of {size} free UDP ports found")
 
 
 def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float, float]:
