@@ -68,6 +68,7 @@ class SimFleet:
         self._wall_at_sim = 0.0
         self._ticks = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._stack: contextlib.AsyncExitStack | None = None
         self._started_wall = 0.0
         self._started_cpu = 0.0
         messages = stream_messages()
@@ -126,9 +127,13 @@ class SimFleet:
         self._wall_at_sim = time.monotonic()
         self._started_wall = self._wall_at_sim
         self._started_cpu = time.process_time()
+        # A TaskGroup ties the timers to the caller: a crashing tick cancels the code inside
+        # `async with`, and the crash is raised on the way out instead of being lost.
+        self._stack = contextlib.AsyncExitStack()
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._tasks = [
-            asyncio.create_task(self._run(), name="sitl-fleet-tick"),
-            asyncio.create_task(self._protocol_timer(), name="sitl-fleet-protocol-timer"),
+            group.create_task(self._run(), name="sitl-fleet-tick"),
+            group.create_task(self._protocol_timer(), name="sitl-fleet-protocol-timer"),
         ]
         return self
 
@@ -140,12 +145,19 @@ class SimFleet:
     async def aclose(self) -> None:
         """Stop the timers and close every socket; re-raises a crash of the scheduler, if any."""
         tasks, self._tasks = self._tasks, []
+        stack, self._stack = self._stack, None
         for task in tasks:
             task.cancel()
         try:
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if stack is not None:
+                try:
+                    await stack.aclose()
+                except BaseExceptionGroup as group:
+                    # Our two timers are the group's only tasks: hand the caller the crash itself.
+                    crashes = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)]
+                    if len(crashes) == 1:
+                        raise crashes[0] from None
+                    raise
         finally:
             self._close_all()
             with contextlib.suppress(TimeoutError):
