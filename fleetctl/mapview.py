@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Polygon as MplPolygon
 
+from planner.geo import FloatArray
 from planner.site import Site
 
 
@@ -26,7 +27,7 @@ class Track:
     """A polyline in the site's local frame (metres), drawn with a label."""
 
     label: str
-    points_xy_m: np.ndarray
+    points_xy_m: FloatArray
     color: str
     style: str = "-"
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from planner.energy import EnergyEstimate, check_feasible, drone_leg_energy, robot_leg_energy
 from planner.errors import PlanningError
 from planner.flight import FlightPlan, FlightPlanner, plan_flight
+from planner.geo import FloatArray
 from planner.sidewalk import SidewalkRoute
 from planner.site import Site
 from planner.vehicle_model import VehicleModel
@@ -32,7 +31,7 @@ class TripEstimate:
 
     kind: str
     model: str
-    points_xy_m: np.ndarray
+    points_xy_m: FloatArray
     one_way_m: float
     outbound_s: float
     round_trip_s: float
