@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,26 @@ def _resolve(site: Site, text: str) -> tuple[str, tuple[float, float]]:
     return text, site.place_xy(text)
 
 
-def _default_destination(site: Site) -> str:
-    lockers = [dp.name for dp in site.drop_points.values() if dp.kind == "locker"]
-    names = lockers or list(site.drop_points)
-    if not names:
+def _default_destination(site: Site, start_xy: tuple[float, float]) -> str:
+    """The farthest locker both vehicle kinds serve (a trip that shows the airspace at work)."""
+    both = [dp for dp in site.drop_points.values() if dp.drone_ok and dp.robot_ok]
+    candidates = [dp for dp in both if dp.kind == "locker"] or both or list(site.drop_points.values())
+    if not candidates:
         raise PlanningError(f"site {site.name!r} has no drop points: give --to")
-    return names[0]
+    far = max(candidates, key=lambda dp: math.dist(dp.xy_m, start_xy))
+    return far.name
+
+
+def _refusal(site: Site, place: str, kind: str) -> str | None:
+    """Why a named drop point does not take this vehicle kind, if it does not."""
+    dp = site.drop_points.get(place)
+    if dp is None:
+        return None
+    if kind == "drone" and not dp.drone_ok:
+        return f"drop point {place!r} takes no drone deliveries (drone_ok = false)"
+    if kind == "robot" and not dp.robot_ok:
+        return f"drop point {place!r} is not reachable for robots (robot_ok = false)"
+    return None
 
 
 def _row(est: TripEstimate) -> dict[str, Any]:
@@ -79,7 +94,7 @@ def _row(est: TripEstimate) -> dict[str, Any]:
 def run(args: argparse.Namespace, console: Console) -> int:
     site = load_site(args.site or bundled_site_path())
     origin_name, start_xy = _resolve(site, args.origin or next(iter(site.depots)))
-    dest_name, goal_xy = _resolve(site, args.destination or _default_destination(site))
+    dest_name, goal_xy = _resolve(site, args.destination or _default_destination(site, start_xy))
     wind = Wind(args.wind_m_s, args.wind_from_deg)
 
     results: dict[str, dict[str, Any]] = {}
@@ -88,6 +103,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         model = first_model(site, kind)
         if model is None:
             results[kind] = {"kind": kind, "error": f"the site has no {kind} model"}
+            continue
+        refusal = _refusal(site, dest_name, kind)
+        if refusal is not None:
+            results[kind] = {"kind": kind, "model": model.name, "error": refusal, "error_type": "DropPointRefuses"}
             continue
         try:
             if kind == "drone":
@@ -126,9 +145,11 @@ def _print_table(console: Console, site: Site, origin: str, dest: str, payload_k
                         f"wind {wind.speed_m_s:g} m/s from {wind.from_deg:g}°")
     for col in ("vehicle", "one way", "out", "round trip", "energy out / total", "battery", "reserve margin"):
         table.add_column(col, justify="right" if col != "vehicle" else "left")
+    refusals: list[str] = []
     for kind, r in results.items():
         if "error" in r:
-            table.add_row(f"{kind} {r.get('model', '')}", f"[red]{r['error']}[/red]", "", "", "", "", "")
+            refusals.append(f"[bold]{kind}[/bold]: {r['error']}")
+            table.add_row(f"{kind} {r.get('model', '')}", "[red]refused[/red]", "", "", "", "", "")
             continue
         alt = f" @ {r['cruise_alt_m']:g} m" if r.get("cruise_alt_m") else ""
         table.add_row(
@@ -137,3 +158,5 @@ def _print_table(console: Console, site: Site, origin: str, dest: str, payload_k
             f"{r['battery_used_pct']:.0f} %", f"{r['margin_wh']:.0f} Wh",
         )
     console.print(table)
+    for line in refusals:
+        console.print(f"[red]refused[/red] {line}")

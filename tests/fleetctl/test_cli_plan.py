@@ -67,3 +67,12 @@ def test_too_heavy_parcel_is_refused_per_vehicle(capsys: pytest.CaptureFixture[s
     assert main(["plan", "--payload-kg", str(heaviest + 1), "--json"]) == 2
     result = json.loads(capsys.readouterr().out)
     assert all("error" in r for r in result["results"].values())
+
+
+def test_drop_point_that_takes_no_drones_is_refused_for_drones_only(capsys: pytest.CaptureFixture[str]) -> None:
+    site = load_site(bundled_site_path())
+    name = next(dp.name for dp in site.drop_points.values() if dp.robot_ok and not dp.drone_ok)
+    assert main(["plan", "--to", name, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)["results"]
+    assert "drone_ok = false" in result["drone"]["error"]
+    assert "error" not in result["robot"]
