@@ -14,7 +14,9 @@ Printed per N and ground side:
   - MAVLink messages/s the simulator sent on the GCS links vs messages/s the ground side received; the
     loss is what the kernel dropped at the ground sockets (/proc/net/udp drop counter of our own sockets:
     on localhost a datagram is lost only there), in messages via the messages per datagram the bare peer
-    counted at the same N (MAVSDK owns its socket and does not tell);
+    counted at the same N (the vehicles backend counts datagrams on its socket; MAVSDK parses them);
+  - datagrams/s in and out of the ground side (out: MAVSDK's own UDP connection sent every message to
+    every vehicle, ~N^2 datagrams/s, which is why the backend now puts its own socket in front of it);
   - the round trip of a cheap command (COMMAND_LONG REQUEST_MESSAGE(AUTOPILOT_VERSION) -> COMMAND_ACK; for
     "vehicles" `MavsdkVehicle.request_message`), round-robin at --cmd-rate per second, one outstanding per
     vehicle: p50 / p95 / max, and how many failed (no ACK within 2 s);
@@ -153,6 +155,7 @@ class BareGround(asyncio.DatagramProtocol):
         self.counting = False
         self.received = 0
         self.datagrams = 0
+        self.out_datagrams = 0
         self.addr: dict[int, tuple[str, int]] = {}
         self.state: dict[int, dict[str, float]] = {}
         self.pending: dict[int, tuple[float, asyncio.Future[float]]] = {}
@@ -195,6 +198,8 @@ class BareGround(asyncio.DatagramProtocol):
     def send(self, sysid: int, packet: bytes) -> None:
         if self.transport is not None and sysid in self.addr:
             self.transport.sendto(packet, self.addr[sysid])
+            if self.counting:
+                self.out_datagrams += 1
 
     async def request(self, sysid: int) -> float:
         """One REQUEST_MESSAGE round trip in seconds (TimeoutError past CMD_TIMEOUT_S)."""
@@ -266,6 +271,7 @@ async def run_bare(args: argparse.Namespace) -> dict[str, Any]:
         "vehicles_seen": sum(len(g.state) for g in grounds),
         "received": sum(g.received for g in grounds),
         "datagrams": sum(g.datagrams for g in grounds),
+        "out_datagrams": sum(g.out_datagrams for g in grounds),
         "drops": drops_between(drops0, end["drops"]),
         "rtts": rtts,
         "timeouts": timeouts,
@@ -334,6 +340,7 @@ async def run_vehicles(args: argparse.Namespace) -> dict[str, Any]:
         await sleep_until(args.t0)
         drops0 = socket_drops(ports)
         cpu0, _ = process_usage()
+        links0 = [f.link_counters() or (0, 0) for f in fleets]
 
         async def request(key: Key) -> float:
             vehicle = fleets[key[0]].vehicles[key[1]]
@@ -351,6 +358,10 @@ async def run_vehicles(args: argparse.Namespace) -> dict[str, Any]:
             end["drops"] = socket_drops(ports)
             end["tracked"] = sum(1 for f in fleets for v in f.vehicles.values() if v.state.link_alive)
             end["seen"] = sum(len(f.vehicles) for f in fleets)
+            links1 = [f.link_counters() or (0, 0) for f in fleets]
+            end["in"] = sum(b[0] - a[0] for a, b in zip(links0, links1, strict=True))
+            end["out"] = sum(b[1] - a[1] for a, b in zip(links0, links1, strict=True))
+            end["own_socket"] = all(f.link_counters() is not None for f in fleets)
 
         rtts, timeouts = await command_loop(
             args, lambda: [(k, sysid) for k, f in enumerate(fleets) for sysid in f.vehicles], request, window_end
@@ -359,6 +370,9 @@ async def run_vehicles(args: argparse.Namespace) -> dict[str, Any]:
         "vehicles_seen": end["seen"],
         "vehicles_tracked": end["tracked"],
         "received": None,
+        # our UDP socket in front of MAVSDK counts datagrams, not messages (MAVSDK parses them)
+        "datagrams": end["in"] if end["own_socket"] else None,
+        "out_datagrams": end["out"] if end["own_socket"] else None,
         "drops": drops_between(drops0, end["drops"]),
         "rtts": rtts,
         "timeouts": timeouts,
@@ -434,6 +448,9 @@ class Row:
     drops: int | None
     msgs_per_dgram: float | None
     seen: int
+    tracked: int | None
+    datagrams_in: int | None
+    datagrams_out: int | None
     rtts: list[float]
     timeouts: int
     cpu_pct: float
@@ -442,6 +459,7 @@ class Row:
     window_s: float
     sim_speed: float | None = None
     sim_cpu_pct: float | None = None
+    ground_rc: int | None = None
     note: str = ""
 
 
@@ -460,13 +478,21 @@ def _finish(proc: subprocess.Popen[str], deadline: float) -> tuple[dict[str, Any
     except subprocess.TimeoutExpired:
         _kill(proc)
         out, err = proc.communicate()
-        return None, f"timed out; stderr: {err.strip()[-400:]}"
+        return None, f"timed out; stderr: {_tail(err)}"
     finally:
         _kill(proc)
+    if proc.returncode != 0:
+        return None, f"exit {proc.returncode}; stderr: {_tail(err)}"
     for line in reversed(out.splitlines()):
         if line.startswith("{"):
             return json.loads(line), ""
-    return None, f"exit {proc.returncode}; stderr: {err.strip()[-400:]}"
+    return None, f"exit {proc.returncode}, no result; stderr: {_tail(err)}"
+
+
+def _tail(err: str) -> str:
+    # the last distinct lines (a dying ground side repeats its last complaint hundreds of times)
+    lines = list(dict.fromkeys(line for line in err.strip().splitlines() if line.strip()))
+    return " | ".join(lines[-6:])[-600:]
 
 
 def _kill(proc: subprocess.Popen[str]) -> None:
@@ -508,6 +534,7 @@ def run_one(n: int, peer: str, args: argparse.Namespace) -> Row:
     note = "; ".join(x for x in (sim_err and f"sim: {sim_err}", ground_err and f"ground: {ground_err}") if x)
     g = ground_out or {}
     sent = None if sim_out is None else int(sim_out["sent"])
+    tracked = g.get("vehicles_tracked")
     received = g.get("received")
     dgrams = g.get("datagrams")
     mpd = (received / dgrams) if received and dgrams else None
@@ -519,6 +546,9 @@ def run_one(n: int, peer: str, args: argparse.Namespace) -> Row:
         drops=g.get("drops"),
         msgs_per_dgram=mpd,
         seen=int(g.get("vehicles_seen", 0)),
+        tracked=None if tracked is None else int(tracked),
+        datagrams_in=g.get("datagrams"),
+        datagrams_out=g.get("out_datagrams"),
         rtts=list(g.get("rtts", [])),
         timeouts=int(g.get("timeouts", 0)),
         cpu_pct=100.0 * float(g.get("cpu_s", 0.0)) / args.seconds,
@@ -527,6 +557,7 @@ def run_one(n: int, peer: str, args: argparse.Namespace) -> Row:
         window_s=args.seconds,
         sim_speed=None if sim_out is None else float(sim_out["achieved_speed"]),
         sim_cpu_pct=None if sim_out is None else float(sim_out["sim_cpu_pct"]),
+        ground_rc=ground.returncode,
         note=note,
     )
 
@@ -545,11 +576,11 @@ def render(rows: list[Row], args: argparse.Namespace) -> None:
     console = Console(width=max(200, Console().width))
     table = Table(title=f"Fleet scale: ground side vs N simulated vehicles ({args.seconds:.0f} s window each, "
                         f"{args.cmd_rate:g} commands/s)")
-    for col in ("N", "ground side", "seen", "sent msg/s", "recv msg/s", "backlog", "drops", "loss %",
-                "RTT p50 ms", "RTT p95 ms", "RTT max ms", "cmd ok/fail", "CPU % 1 core", "RSS MB",
-                "RSS/vehicle MB", "sim speed / CPU %"):
+    for col in ("N", "ground side", "seen / live", "sent msg/s", "recv msg/s", "dgram/s in / out",
+                "drops", "loss %", "RTT ms p50 / p95 / max", "cmd ok/fail", "CPU % 1 core",
+                "RSS MB", "RSS/vehicle MB", "sim speed / CPU %"):
         table.add_column(col, justify="right" if col not in ("ground side",) else "left")
-    # messages per datagram, as the bare peer counted them (MAVSDK does not tell)
+    # messages per datagram, as the bare peer counted them (MAVSDK parses the vehicles side's)
     mpd_by_n = {r.n: r.msgs_per_dgram for r in rows if r.msgs_per_dgram}
     for r in rows:
         sent_rate = None if r.sent is None else r.sent / r.window_s
@@ -557,23 +588,26 @@ def render(rows: list[Row], args: argparse.Namespace) -> None:
         lost = None if r.drops is None or mpd is None else r.drops * mpd
         loss = None if lost is None or not r.sent else 100.0 * lost / r.sent
         recv = "-"
-        backlog = "-"
         if r.received is not None and r.sent:
             recv = f"{r.received / r.window_s:,.0f}"
-            backlog = f"{max(0.0, r.sent - r.received - (lost or 0.0)):,.0f}"
+        elif r.datagrams_in is not None and mpd is not None:
+            recv = f"~{r.datagrams_in * mpd / r.window_s:,.0f}"
         elif lost is not None and r.sent:
-            recv = f"{(r.sent - lost) / r.window_s:,.0f} (est.)"
+            recv = f"~{(r.sent - lost) / r.window_s:,.0f}"
+        dgrams = "-"
+        if r.datagrams_in is not None and r.datagrams_out is not None:
+            dgrams = f"{r.datagrams_in / r.window_s:,.0f} / {r.datagrams_out / r.window_s:,.0f}"
         p50, p95 = _pct(r.rtts, 0.5), _pct(r.rtts, 0.95)
+        failed = not r.seen and r.note
         table.add_row(
-            str(r.n), r.peer, str(r.seen),
+            str(r.n), r.peer + (" [red](died)[/red]" if failed else ""),
+            f"{r.seen} / {'-' if r.tracked is None else r.tracked}",
             "-" if sent_rate is None else f"{sent_rate:,.0f}",
             recv,
-            backlog,
+            dgrams,
             "-" if r.drops is None else str(r.drops),
             "-" if loss is None else f"{loss:.2f}",
-            "-" if p50 is None else f"{p50 * 1e3:.1f}",
-            "-" if p95 is None else f"{p95 * 1e3:.1f}",
-            "-" if not r.rtts else f"{max(r.rtts) * 1e3:.1f}",
+            "-" if p50 is None or p95 is None else f"{p50 * 1e3:.1f} / {p95 * 1e3:.1f} / {max(r.rtts) * 1e3:.1f}",
             f"{len(r.rtts)}/{r.timeouts}",
             f"{r.cpu_pct:.0f}",
             f"{r.rss_mb:.0f}",
@@ -584,8 +618,9 @@ def render(rows: list[Row], args: argparse.Namespace) -> None:
     console.print(
         "drops: datagrams the kernel dropped at the ground sockets (full receive buffer) = the only loss on "
         "localhost; loss % = drops x messages per datagram (as the bare peer counted them) / sent. "
-        "backlog: messages sent in the window but still queued when it closed (sent - received - lost; the "
-        "ground side lagging). recv (est.): MAVSDK owns its socket, so received = sent - lost. "
+        "recv ~: estimated, the vehicles side counts datagrams on its socket (MAVSDK parses them) x the bare "
+        "peer's messages per datagram (which vary a little from run to run). dgram/s out: what the ground side sends (heartbeats, commands, and for "
+        "MAVSDK whatever it sends). seen / live: vehicles discovered / with a live link at the end. "
         "RSS/vehicle: total RSS / N (in brackets: growth since the process started / N). "
         "sim speed < 1: the simulator could not keep up (fewer messages offered than PX4's nominal rates)."
     )

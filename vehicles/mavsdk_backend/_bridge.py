@@ -30,14 +30,21 @@ async def call_with_callback(start: Callable[[Callable[..., None]], object]) -> 
     without the trailing user_data. Cancel it with `asyncio.timeout` around the await."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[tuple[Any, ...]] = loop.create_future()
+    # mavsdk 4.1.0's wrapper keeps every `*_async` callback (and its ctypes trampoline) for the
+    # plugin's lifetime: it cannot know when MAVSDK is done with it. Let it keep a small closure,
+    # not the future with the answer in it.
+    waiting = [fut]
 
     def callback(*args: Any) -> None:
-        # RuntimeError: the loop is gone, so nobody waits for this answer any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, fut, args[:-1])
+        # IndexError: nobody waits any more; RuntimeError: the loop is gone.
+        with contextlib.suppress(IndexError, RuntimeError):
+            loop.call_soon_threadsafe(_settle, waiting[0], args[:-1])
 
-    start(callback)
-    return await fut
+    try:
+        start(callback)
+        return await fut
+    finally:
+        waiting.clear()
 
 
 class Inbox:

@@ -78,6 +78,7 @@ class RawUdpLink(asyncio.DatagramProtocol):
         self._peers: dict[int, tuple[str, int]] = {}  # system id -> address it was last heard from
         self._sock: socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._closed = False
         self.received = 0
         self.sent = 0
 
@@ -102,8 +103,14 @@ class RawUdpLink(asyncio.DatagramProtocol):
         self._mavsdk.subscribe_raw_bytes_to_be_sent(self._send)
 
     def close(self) -> None:
+        """Stop reading at once (before MAVSDK is destroyed: its handle must not be fed after)."""
+        self._closed = True
         if self._transport is not None:
             self._transport.close()
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        return None if self._sock is None else self._sock.getsockname()[:2]
 
     def peers(self) -> dict[int, tuple[str, int]]:
         return dict(self._peers)
@@ -111,6 +118,8 @@ class RawUdpLink(asyncio.DatagramProtocol):
     # ---- in: on the loop ----
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self._closed:
+            return
         self.received += 1
         header = frame_header(data)
         if header is not None:

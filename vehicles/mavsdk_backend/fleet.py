@@ -1,4 +1,4 @@
-"""One MAVSDK instance on one UDP port serving the whole fleet.
+"""One MAVSDK instance behind one UDP port (our socket, see _transport) serving the whole fleet.
 
 Every PX4 instance (and every built-in simulated vehicle) sends its GCS link to the same port; MAVSDK
 tells them apart by system id. A vehicle appears when its system id is first heard; MAV_TYPE says
@@ -20,12 +20,14 @@ from types import TracebackType
 from typing import Any, Self
 
 from mavsdk import ComponentType, Configuration, LogLevel, Mavsdk, log_subscribe
+from mavsdk import logging as mavsdk_logging
 from mavsdk.exceptions import ConnectionError as MavsdkConnectionError
 from mavsdk.vehicle import Vehicle as MavsdkVehicleType
 
 from vehicles.base import EventKind, VehicleEvent, VehicleKind
 from vehicles.errors import ConnectionFailed, UnknownVehicle
 from vehicles.mavsdk_backend._bridge import Inbox
+from vehicles.mavsdk_backend._commands import DirectCommands
 from vehicles.mavsdk_backend._telemetry import Tracker
 from vehicles.mavsdk_backend._transport import RawUdpLink, udp_listen_address
 from vehicles.mavsdk_backend.vehicle import MavsdkVehicle
@@ -46,6 +48,15 @@ def _route_mavsdk_log(level: Any, message: str, _file: str | None, _line: int) -
     # MAVSDK prints to stdout by default; send it to logging instead (True = handled).
     mavsdk_log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", message)
     return True
+
+
+def _route_mavsdk_logs_once() -> None:
+    # Workaround for mavsdk 4.1.0: log_subscribe() drops its previous ctypes trampoline before it
+    # installs the new one, and the MAVSDK threads of every live instance log through it. So a
+    # second fleet entering while another one's MAVSDK logs ("Timeout for not-existing command"
+    # under load) could jump into freed memory. Subscribe once per process; never replace it.
+    if getattr(mavsdk_logging, "_log_callback_ref", None) is None:
+        log_subscribe(_route_mavsdk_log)
 
 
 class MavsdkFleet:
@@ -78,6 +89,7 @@ class MavsdkFleet:
         self._dirty: set[Tracker] = set()  # trackers changed since their last publish
         self._native_refs: list[object] = []  # see _shutdown
         self._link: RawUdpLink | None = None
+        self._commands = DirectCommands()
         self._roster: Latest[int] = Latest(0)  # bumped on every discovery
         self._discoveries: Fanout[MavsdkVehicle] = Fanout()
         self._events: Fanout[VehicleEvent] = Fanout(1024)
@@ -89,7 +101,7 @@ class MavsdkFleet:
     # ---- lifecycle ----
 
     async def __aenter__(self) -> Self:
-        log_subscribe(_route_mavsdk_log)
+        _route_mavsdk_logs_once()
         self._inbox = Inbox(asyncio.get_running_loop(), self._publish_dirty, _MAX_PENDING_ORDERED)
         config = Configuration.create_with_component_type(ComponentType.GROUND_STATION)
         # The plain (callback) API, not mavsdk.asyncio: that wrapper runs every call in the default
@@ -140,7 +152,8 @@ class MavsdkFleet:
         # "Timeout for not-existing command: 512") then jumps into freed memory: SIGSEGV, or SIGILL
         # once the memory is reused; under load there are many such commands. So hold every
         # trampoline until destroy() has returned (it joins MAVSDK's threads), and beyond.
-        self._native_refs = [ref for vehicle in self._vehicles.values() for ref in vehicle.native_callbacks()]
+        self._native_refs = [self._commands.trampoline]
+        self._native_refs += [ref for vehicle in self._vehicles.values() for ref in vehicle.native_callbacks()]
         await asyncio.to_thread(self._mavsdk.destroy)
 
     def _publish_dirty(self) -> None:
@@ -193,6 +206,10 @@ class MavsdkFleet:
             yield vehicle
         async for vehicle in new:
             yield vehicle
+
+    def link_counters(self) -> tuple[int, int] | None:
+        """(datagrams received, datagrams sent) on our UDP socket; None when MAVSDK owns the link."""
+        return None if self._link is None else (self._link.received, self._link.sent)
 
     def events(self) -> Subscription[VehicleEvent]:
         """Events of all vehicles (bounded; a slow reader loses the oldest)."""

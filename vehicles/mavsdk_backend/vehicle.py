@@ -334,7 +334,7 @@ class MavsdkVehicle:
         t0 = time.monotonic()
         try:
             async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
-                result, ack = await call_with_callback(lambda cb: self._direct.send_command_async(message, cb))
+                result, ack = await self._fleet._commands.send(self._direct, message)
         except TimeoutError:
             raise self._lost_or(CommandTimeout(what, timeout_s)) from None
         if result != MavlinkDirectResult.SUCCESS:
