@@ -105,7 +105,10 @@ class Params:
             return True
         name = msg.param_id.rstrip("\x00")
         if name not in self._values:
-            self._statustext(f"[pm] unknown param: {name}\t", 2)
+            # PX4 (mavlink_parameters.cpp): an unknown name in PARAM_SET gets an INFO text, in
+            # PARAM_REQUEST_READ nothing at all.
+            if kind == "PARAM_SET":
+                self._statustext(f"[pm] unknown param: {name}\t", 6)
             return True
         if kind == "PARAM_SET":
             value = _from_wire(msg.param_value, self._values[name][1])

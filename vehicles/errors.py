@@ -29,8 +29,10 @@ class CommandRejected(VehicleError):
     """The vehicle refused a command, or ACKed it without doing it.
 
     `result` is the MAVLink MAV_RESULT name (e.g. ``"TEMPORARILY_REJECTED"``) or, for a mode change
-    that was ACKed but never shown in the HEARTBEAT, ``"NOT_TAKEN"``. `reason` is PX4's own text
-    (STATUSTEXT) when it sent one, else ``""``.
+    that was ACKed but never shown in the HEARTBEAT, ``"NOT_TAKEN"``. Parameter writes add
+    ``"UNKNOWN_PARAM"`` (the vehicle has no such name), ``"WRONG_TYPE"`` (a value the parameter's
+    type cannot hold; nothing was sent) and ``"VALUE_NOT_TAKEN"`` (the vehicle kept another value).
+    `reason` is PX4's own text (STATUSTEXT) when it sent one, else ``""``.
     """
 
     def __init__(self, command: str, result: str, reason: str = "") -> None:

@@ -294,12 +294,18 @@ async def test_link_loss_is_detected_and_state_resynchronised(sitl_options: Sitl
         assert [e.detail for e in seen if e.kind == EventKind.MODE_CHANGED][-1] == "MISSION->RTL"
 
 
-async def test_set_param_on_real_px4(sitl_options: SitlChoice) -> None:
-    if sitl_options.backend != "px4":
-        pytest.skip("the built-in simulator has no parameter protocol; run with --sitl px4")
+async def test_set_param(sitl_options: SitlChoice) -> None:
     async with fleet_under_test(sitl_options, ["quad"]) as env:
         drone = env.vehicles[0]
         await drone.set_param("MPC_XY_CRUISE", 7.5)
-        await drone.set_param("COM_DISARM_LAND", 3.0)
-        with pytest.raises(CommandRejected):
+        await drone.set_param("COM_DISARM_LAND", 3.0)  # REAL32 on PX4
+        assert await drone.get_param("MPC_XY_CRUISE") == 7.5
+        assert await drone.get_param("COM_DISARM_LAND") == 3.0
+        if env.backend == "builtin":
+            params = env.sim_vehicle(0).params
+            assert params.get("MPC_XY_CRUISE") == 7.5
+            assert params.get("COM_DISARM_LAND") == 3.0
+        with pytest.raises(CommandRejected) as rejected:
             await drone.set_param("NO_SUCH_PARAM", 1)
+        assert rejected.value.result == "UNKNOWN_PARAM"
+        assert "unknown param: NO_SUCH_PARAM" in rejected.value.reason

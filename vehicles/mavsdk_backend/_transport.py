@@ -12,6 +12,10 @@ pass_received_raw_bytes`), and what MAVSDK sends (`subscribe_raw_bytes_to_be_sen
 to the address its target system was last heard from, to everybody when it has no target (our
 GCS HEARTBEAT), and not at all for MAVSDK's broadcast PING requests (it only measures latency with
 them). The socket's kernel receive buffer is a few MiB: a fleet sends in bursts.
+
+A protocol we speak ourselves (parameters, see `_params`) sends its frames with `send_frame` and
+sees the frames it waits for through a tap (`listening`); with no tap open, received datagrams are
+not looked into beyond the first header.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import re
 import socket
 import struct
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,6 +61,28 @@ def frame_header(frame: bytes) -> tuple[int, int, int] | None:
     return None
 
 
+def iter_frames(datagram: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(system id, message id, payload) of each MAVLink frame in a datagram (PX4 packs several into
+    one). The payload is as sent: MAVLink 2 cuts its trailing zeros off. Stops at anything else."""
+    i, end = 0, len(datagram)
+    while i < end:
+        magic = datagram[i]
+        if magic == _V2 and i + 10 <= end:
+            n = datagram[i + 1]
+            msgid = datagram[i + 7] | datagram[i + 8] << 8 | datagram[i + 9] << 16
+            yield datagram[i + 5], msgid, datagram[i + 10:i + 10 + n]
+            i += 12 + n + (13 if datagram[i + 2] & 0x01 else 0)  # signed frames carry 13 more bytes
+        elif magic == _V1 and i + 6 <= end:
+            n = datagram[i + 1]
+            yield datagram[i + 3], datagram[i + 5], datagram[i + 6:i + 6 + n]
+            i += 8 + n
+        else:
+            return
+
+
+Tap = Callable[[int, bytes], None]  # (message id, payload), called on the loop
+
+
 def udp_listen_address(url: str) -> tuple[str, int] | None:
     """(host, port) a MAVSDK UDP server URL binds ("udpin://0.0.0.0:14550", "udp://:14540")."""
     parts = urlsplit(url)
@@ -79,6 +106,8 @@ class RawUdpLink(asyncio.DatagramProtocol):
         self._sock: socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._closed = False
+        self._taps: dict[int, list[Tap]] = {}  # system id -> taps on its frames
+        self._seq = 0
         self.received = 0
         self.sent = 0
 
@@ -115,6 +144,35 @@ class RawUdpLink(asyncio.DatagramProtocol):
     def peers(self) -> dict[int, tuple[str, int]]:
         return dict(self._peers)
 
+    @contextlib.contextmanager
+    def listening(self, sysid: int, tap: Tap) -> Iterator[None]:
+        """Every frame from `sysid` goes to `tap` (on the loop) while the block runs."""
+        self._taps.setdefault(sysid, []).append(tap)
+        try:
+            yield
+        finally:
+            taps = self._taps[sysid]
+            taps.remove(tap)
+            if not taps:
+                del self._taps[sysid]
+
+    def next_seq(self) -> int:
+        """A sequence number for a frame of ours (MAVSDK numbers its own frames separately)."""
+        self._seq = (self._seq + 1) & 0xFF
+        return self._seq
+
+    def send_frame(self, sysid: int, frame: bytes) -> bool:
+        """Send one frame of ours to where `sysid` was last heard from; False if never heard."""
+        addr = self._peers.get(sysid)
+        if self._sock is None or self._closed or addr is None:
+            return False
+        try:
+            self._sock.sendto(frame, addr)
+        except OSError:  # full send buffer: UDP, the caller retries
+            return False
+        self.sent += 1
+        return True
+
     # ---- in: on the loop ----
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
@@ -127,6 +185,16 @@ class RawUdpLink(asyncio.DatagramProtocol):
             if self._peers.get(sysid) != addr:
                 self._peers[sysid] = (str(addr[0]), int(addr[1]))
         self._mavsdk.pass_received_raw_bytes(data)
+        if self._taps:
+            self._feed_taps(data)
+
+    def _feed_taps(self, data: bytes) -> None:
+        try:
+            for sysid, msgid, payload in iter_frames(data):
+                for tap in tuple(self._taps.get(sysid, ())):
+                    tap(msgid, payload)
+        except Exception:  # a tap's bug must not stop the socket
+            log.exception("tap failed on a datagram")
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)  # ICMP unreachable from a vehicle that went away

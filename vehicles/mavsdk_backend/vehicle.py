@@ -12,7 +12,8 @@ Which MAVSDK piece does what, and why:
   on a valid mission, arms the vehicle itself.
 - MavlinkDirect for DO_GRIPPER: PX4 answers IN_PROGRESS then ACCEPTED, and we want its MAV_RESULT.
 - MissionRaw for mission and fence upload (PX4's own item encoding, see `vehicles.px4`), Geofence
-  for clearing the fence, Param for parameters.
+  for clearing the fence.
+- Parameters: our own PARAM_* frames on the fleet's socket (`_params`), not MAVSDK's Param plugin.
 Reasons: PX4 explains refusals only in STATUSTEXT (to a GCS-type peer, which our MAVSDK
 configuration is); they are attached to `CommandRejected.reason`.
 """
@@ -38,7 +39,6 @@ from mavsdk.plugins.mavlink_direct import (
 )
 from mavsdk.plugins.mission_raw import MissionItem as RawMissionItem
 from mavsdk.plugins.mission_raw import MissionRaw, MissionRawResult
-from mavsdk.plugins.param import Param, ParamError
 from mavsdk.plugins.telemetry import Telemetry
 
 from vehicles import px4
@@ -60,6 +60,7 @@ from vehicles.errors import (
     NotReady,
 )
 from vehicles.mavsdk_backend._bridge import call_with_callback
+from vehicles.mavsdk_backend._params import ParamClient
 from vehicles.mavsdk_backend._telemetry import Tracker
 from vehicles.streams import Subscription
 
@@ -78,6 +79,7 @@ _LAND = px4.mode_number("LAND")
 COMMAND_TIMEOUT_S = 10.0
 CONFIRM_TIMEOUT_S = 5.0  # PX4 shows a new mode in its next 1 Hz HEARTBEAT
 UPLOAD_TIMEOUT_S = 30.0
+PARAM_RETRY_S = 1.0  # PARAM_SET / PARAM_REQUEST_READ repeated like QGC does (vehicle seconds)
 
 
 class MavsdkVehicle:
@@ -93,7 +95,7 @@ class MavsdkVehicle:
         self._mission = MissionRaw(system)
         self._geofence = Geofence(system)
         self._telemetry = Telemetry(system)
-        self._param: Param | None = None  # created on first use: it fetches nothing until asked
+        self._params: ParamClient | None = None  # made on first use
         self._tracker = Tracker(vehicle_id, sysid, kind, fleet._inbox, fleet._dirty, self._on_link_restored,
                                 fleet._events)
         self._tracker.subscribe(self._telemetry, self._direct)
@@ -112,12 +114,10 @@ class MavsdkVehicle:
     def native_callbacks(self) -> list[object]:
         """The ctypes callback trampolines MAVSDK may still call: see `MavsdkFleet._shutdown`."""
         refs: list[object] = []
-        for owner in (self._action, self._direct, self._mission, self._geofence, self._telemetry, self._param,
-                      self._system):
-            if owner is not None:
-                # mavsdk 4.1.0 keeps them in these (private) containers; read defensively.
-                refs.extend(list(getattr(owner, "_callbacks", ())))
-                refs.extend(list(getattr(owner, "_subscriptions", {}).values()))
+        for owner in (self._action, self._direct, self._mission, self._geofence, self._telemetry, self._system):
+            # mavsdk 4.1.0 keeps them in these (private) containers; read defensively.
+            refs.extend(list(getattr(owner, "_callbacks", ())))
+            refs.extend(list(getattr(owner, "_subscriptions", {}).values()))
         return refs
 
     # ---- identity and state ----
@@ -234,21 +234,41 @@ class MavsdkVehicle:
                                  timeout_s)
 
     async def set_param(self, name: str, value: int | float, *, timeout_s: float | None = None) -> None:
-        # Param has no callback API in mavsdk 4: its blocking call goes to a worker thread.
-        if self._param is None:
-            self._param = Param(self._system)
-        param = self._param
-        setter = param.set_param_int if isinstance(value, int) else param.set_param_float
-        self._require_link()
+        """Set a parameter and return once the vehicle echoes the new value. The value is sent in
+        the parameter's type on the vehicle (learned by a read first; an int value for an INT32
+        parameter, a float for REAL32). CommandRejected: UNKNOWN_PARAM (with PX4's text), WRONG_TYPE,
+        VALUE_NOT_TAKEN; CommandTimeout or LinkLost without an answer."""
+        what = f"set_param {name}"
+        params = self._param_client()
         timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
-        t0 = time.monotonic()
         try:
             async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
-                await asyncio.to_thread(setter, name, value)
+                await params.write(name, value, self._fleet.wall_s(PARAM_RETRY_S, floor_s=0.1))
         except TimeoutError:
-            raise self._lost_or(CommandTimeout(f"set_param {name}", timeout_s)) from None
-        except ParamError as e:
-            raise CommandRejected(f"set_param {name}", e.result.name, self._tracker.reasons_since(t0)) from e
+            raise self._lost_or(CommandTimeout(what, timeout_s)) from None
+
+    async def get_param(self, name: str, *, timeout_s: float | None = None) -> float:
+        """A parameter's value on the vehicle (an INT32 one as a whole float). PX4 does not answer
+        for an unknown name: CommandTimeout (the built-in simulator's text gives CommandRejected)."""
+        what = f"get_param {name}"
+        params = self._param_client()
+        timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
+        try:
+            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
+                answer = await params.read(name, self._fleet.wall_s(PARAM_RETRY_S, floor_s=0.1))
+        except TimeoutError:
+            raise self._lost_or(CommandTimeout(what, timeout_s)) from None
+        assert answer is not None  # unlimited attempts: only the timeout ends them
+        return float(answer.value)
+
+    def _param_client(self) -> ParamClient:
+        self._require_link()
+        if self._params is None:
+            link = self._fleet._link
+            if link is None:
+                raise NotReady(self._vehicle_id, "parameters need the fleet's own UDP socket (a udpin:// URL)")
+            self._params = ParamClient(link, self._sysid)
+        return self._params
 
     # ---- mission and fence ----
 
