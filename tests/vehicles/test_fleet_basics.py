@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
@@ -38,3 +39,26 @@ async def test_waiting_for_an_absent_vehicle_times_out_in_scaled_time() -> None:
 def test_speed_factor_must_be_positive() -> None:
     with pytest.raises(ValueError, match="speed_factor"):
         MavsdkFleet("udpin://127.0.0.1:1", speed_factor=0)
+
+
+async def test_gcs_heartbeat_keeps_pace_with_vehicle_time() -> None:
+    """At 30x a 1 Hz wall heartbeat is one per 30 vehicle seconds: past PX4's 10 s data-link-loss
+    timeout. The fleet must heartbeat at least once per vehicle second instead."""
+    from sitl import SimFleet, VehicleSpec
+    from sitl.ports import free_sim_ports
+
+    speed = 30.0
+    ports = free_sim_ports(1)
+    async with SimFleet([VehicleSpec("quad", 60.17, 24.94, 10.0)], ports=ports, speed_factor=speed,
+                        stream_profile="gcs") as sim, \
+            MavsdkFleet(f"udpin://127.0.0.1:{ports.gcs_target_port}", speed_factor=speed) as fleet:
+        await fleet.vehicle(1, timeout_s=60.0)
+        sim_vehicle = sim.vehicles[0]
+        worst_gap_s = 0.0
+        t_end = time.monotonic() + 2.0  # 60 vehicle seconds
+        while time.monotonic() < t_end:
+            await asyncio.sleep(0.02)
+            heard = [link.gcs_heartbeat_s for link in sim_vehicle.links if link.gcs_heartbeat_s is not None]
+            assert heard, "the vehicle never heard a ground station"
+            worst_gap_s = max(worst_gap_s, sim.now_s() - max(heard))
+        assert worst_gap_s < 3.0, f"{worst_gap_s:.1f} vehicle seconds without a GCS heartbeat"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import time
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from types import TracebackType
@@ -28,6 +29,7 @@ from vehicles.base import EventKind, VehicleEvent, VehicleKind
 from vehicles.errors import ConnectionFailed, UnknownVehicle
 from vehicles.mavsdk_backend._bridge import Inbox
 from vehicles.mavsdk_backend._commands import DirectCommands
+from vehicles.mavsdk_backend._params import frame
 from vehicles.mavsdk_backend._telemetry import Tracker
 from vehicles.mavsdk_backend._transport import RawUdpLink, udp_listen_address
 from vehicles.mavsdk_backend.vehicle import MavsdkVehicle
@@ -39,6 +41,8 @@ mavsdk_log = logging.getLogger("vehicles.mavsdk")
 DEFAULT_URL = "udpin://0.0.0.0:14550"
 RECEIVE_BUFFER_BYTES = 4 << 20  # absorbs a fleet's bursts (the kernel caps it at net.core.rmem_max)
 _MAX_PENDING_ORDERED = 16384  # status texts, mission progress, ACKs not yet applied, fleet-wide
+_MSG_HEARTBEAT = 0
+_HEARTBEAT_CRC_EXTRA = 50
 _DISCOVERY_COALESCE_S = 0.05  # a fleet appears in a burst: one scan of MAVSDK's systems per burst
 _LOG_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
                LogLevel.WARN: logging.WARNING, LogLevel.ERROR: logging.ERROR}
@@ -118,6 +122,8 @@ class MavsdkFleet:
         self.spawn(self._discover(), "fleet-discovery")
         self.spawn(self._watch_links(), "fleet-link-watch")
         self.spawn(self._sample_telemetry(), "fleet-telemetry")
+        if self._link is not None and self.speed_factor > 1.0:
+            self.spawn(self._heartbeat_in_vehicle_time(self._link), "fleet-gcs-heartbeat")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -264,6 +270,20 @@ class MavsdkFleet:
         if not undecided:
             self._systems_seen = count
         return undecided
+
+    async def _heartbeat_in_vehicle_time(self, link: RawUdpLink) -> None:
+        """Top MAVSDK's 1 Hz (wall) GCS heartbeat up to 1 Hz of vehicle time.
+
+        PX4's data-link-loss failsafe (COM_DL_LOSS_T, 10 s) runs in simulated time, so at a speed
+        factor above ~10 a wall-clock heartbeat would send every simulated vehicle home."""
+        period_s = 1.0 / self.speed_factor
+        # HEARTBEAT: custom_mode, type GCS (6), autopilot INVALID (8), base_mode, ACTIVE (4), v3
+        payload = struct.pack("<IBBBBB", 0, 6, 8, 0, 4, 3)
+        while True:
+            await asyncio.sleep(period_s)
+            heartbeat = frame(link.next_seq(), _MSG_HEARTBEAT, _HEARTBEAT_CRC_EXTRA, payload)
+            for sysid in link.peers():
+                link.send_frame(sysid, heartbeat)
 
     async def _watch_links(self) -> None:
         timeout_s = self.wall_s(self._link_timeout_s)
