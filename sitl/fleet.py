@@ -67,6 +67,7 @@ class SimFleet:
         self._sim_s = 0.0
         self._wall_at_sim = 0.0
         self._ticks = 0
+        self._in_tick = False
         self._tasks: list[asyncio.Task[None]] = []
         self._stack: contextlib.AsyncExitStack | None = None
         self._started_wall = 0.0
@@ -97,7 +98,9 @@ class SimFleet:
     # --- clock --------------------------------------------------------------------------------
     def now_s(self) -> float:
         """Simulated seconds since the fleet started (advances between ticks too)."""
-        if not self._tasks:
+        if not self._tasks or self._in_tick:
+            # Inside a tick everything happens at the tick's instant: what the tick decides and
+            # what it stamps on messages must agree, whatever the tick's own CPU time.
             return self._sim_s
         ahead = (time.monotonic() - self._wall_at_sim) * self.speed_factor
         return self._sim_s + min(max(ahead, 0.0), MAX_LAG_TICKS * self.tick_s * self.speed_factor)
@@ -194,10 +197,14 @@ class SimFleet:
             self.physics.step(sub)
         self._sim_s += dt
         now = self._sim_s
-        for v in self.vehicles:
-            v.tick(now)
-        for v in self.vehicles:
-            v.emit_streams(now)
+        self._in_tick = True
+        try:
+            for v in self.vehicles:
+                v.tick(now)
+            for v in self.vehicles:
+                v.emit_streams(now)
+        finally:
+            self._in_tick = False
         self._ticks += 1
 
     async def _protocol_timer(self) -> None:
