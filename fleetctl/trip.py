@@ -7,17 +7,22 @@ hand-over and the way back (empty) together for one vehicle model.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from planner.energy import EnergyEstimate, check_feasible, drone_leg_energy, robot_leg_energy
+from planner.energy import (
+    EnergyEstimate,
+    check_feasible,
+    drone_leg_energy,
+    drone_path_energy,
+    robot_leg_energy,
+)
 from planner.errors import PlanningError
 from planner.flight import FlightPlan, FlightPlanner, plan_flight
 from planner.geo import FloatArray
 from planner.sidewalk import SidewalkRoute
 from planner.site import Site
 from planner.vehicle_model import VehicleModel
-from planner.wind import Wind, track_deg
+from planner.wind import Wind
 
 #: Time a drone hovers over the drop point while the winch lowers and releases the parcel.
 DRONE_RELEASE_HOVER_S = 30.0
@@ -43,17 +48,11 @@ class TripEstimate:
 
 
 def _drone_energy(plan: FlightPlan, model: VehicleModel, payload_kg: float, wind: Wind, *, reverse: bool) -> EnergyEstimate:
-    total = drone_leg_energy(model, distance_m=0.0, payload_kg=payload_kg, climb_m=plan.cruise_alt_m,
-                             descent_m=plan.cruise_alt_m)
-    pts = plan.path.points[::-1] if reverse else plan.path.points
-    for (x0, y0), (x1, y1) in zip(pts[:-1].tolist(), pts[1:].tolist(), strict=True):
-        length_m = math.hypot(x1 - x0, y1 - y0)
-        if length_m == 0.0:
-            continue
-        head, cross = wind.head_cross_m_s(track_deg(x1 - x0, y1 - y0))
-        total = total + drone_leg_energy(model, distance_m=length_m, payload_kg=payload_kg,
-                                         headwind_m_s=head, crosswind_m_s=cross)
-    return total
+    """Climb, cruise the path (either way) with the wind per segment, descend."""
+    points = plan.path.points[::-1] if reverse else plan.path.points
+    return drone_path_energy(model, points, payload_kg=payload_kg, climb_m=plan.cruise_alt_m,
+                             descent_m=plan.cruise_alt_m, wind_speed_m_s=wind.speed_m_s,
+                             wind_from_deg=wind.from_deg)
 
 
 def drone_trip(
