@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args, console)
     except PlanningError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}")
+        err.print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True)  # one line, whatever the width
         return 2
     except KeyboardInterrupt:
         return 130

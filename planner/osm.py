@@ -369,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result = import_osm(args.extract, args.out, config, report)
         except (PlanningError, OSError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line, whatever the width
             return 1
         for task_id, done in tasks.values():
             bar.update(task_id, total=max(done, 1), completed=max(done, 1))

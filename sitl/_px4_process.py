@@ -42,9 +42,6 @@ STARTUP_MARKER = b"Startup script returned successfully"
 MAX_INSTANCE = 9
 # PX4's fixed ports (px4-rc.mavlink): API/offboard link sends to 14540+i, GCS link to 14550.
 API_TARGET_PORT_BASE = 14540
-# TEST ONLY. Real PX4 ignores this variable (its ports are fixed). The fake px4 of the test suite reads
-# it to learn where to send its API link, so tests never touch PX4's real ports.
-TEST_API_PORT_ENV = "FLEETCTL_TEST_PX4_API_PORT"
 
 # airframe id (PX4_SYS_AUTOSTART) and SIH model name per vehicle kind
 AIRFRAMES: dict[str, tuple[int, str]] = {

@@ -37,7 +37,6 @@ from sitl._px4_process import (
     AIRFRAMES,
     API_TARGET_PORT_BASE,
     MAX_INSTANCE,
-    TEST_API_PORT_ENV,
     Px4Build,
     Px4Process,
     build_argv,
@@ -121,9 +120,8 @@ class Px4Fleet:
     `ulog=True` (it writes ~15 MB per few-minute flight). `extra_env` is added to each process's
     environment. `lock_dir` is where PX4 keeps its instance locks (always /tmp for real PX4).
 
-    `test_api_port_base` is FOR TESTS ONLY: real PX4's ports are fixed (API link to 14540+i). When set,
-    the readiness listener uses `test_api_port_base + i` and the env var FLEETCTL_TEST_PX4_API_PORT tells
-    the test suite's fake px4 to send there; real PX4 ignores it.
+    `api_port_base` is where instance i's API link is awaited (+ i) to check its readiness: PX4 sends
+    it to 14540+i (px4-rc.mavlink); a px4 set up otherwise (e.g. a stand-in) sends elsewhere.
     """
 
     def __init__(
@@ -140,7 +138,7 @@ class Px4Fleet:
         extra_env: Mapping[str, str] | None = None,
         on_ready: Callable[[Px4Vehicle], None] | None = None,
         lock_dir: str | os.PathLike[str] = "/tmp",
-        test_api_port_base: int | None = None,
+        api_port_base: int = API_TARGET_PORT_BASE,
     ) -> None:
         if not specs:
             raise ValueError("Px4Fleet needs at least one vehicle spec")
@@ -162,7 +160,7 @@ class Px4Fleet:
         self._extra_env = dict(extra_env or {})
         self._on_ready = on_ready
         self._lock_dir = Path(lock_dir)
-        self._test_api_port_base = test_api_port_base
+        self._api_port_base = api_port_base
         self._procs: list[Px4Process] = []
         self._vehicles: tuple[Px4Vehicle, ...] = ()
         self.run_dir: Path | None = None
@@ -233,14 +231,11 @@ class Px4Fleet:
         return self._run_dir_arg.resolve()
 
     def _api_port(self, instance: int) -> int:
-        base = API_TARGET_PORT_BASE if self._test_api_port_base is None else self._test_api_port_base
-        return base + instance
+        return self._api_port_base + instance
 
     def _make_process(self, build: Px4Build, plan: _Planned, run_dir: Path) -> Px4Process:
         workdir = run_dir / f"instance_{plan.instance}"
         extra_env = dict(self._extra_env)
-        if self._test_api_port_base is not None:
-            extra_env[TEST_API_PORT_ENV] = str(self._api_port(plan.instance))
         env = build_env(
             os.environ,
             kind=plan.spec.kind,
@@ -408,8 +403,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--param", type=_parse_param, action="append", default=[], help="PX4 parameter NAME=VALUE")
     p.add_argument("--ulog", action="store_true", help="keep PX4's ULog logging on (SDLOG_MODE default)")
     p.add_argument("--start-timeout", type=float, default=60.0, help="seconds to wait for readiness")
-    # TEST ONLY: see Px4Fleet(test_api_port_base=...)
-    p.add_argument("--test-api-port-base", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--api-port-base", type=int, default=API_TARGET_PORT_BASE,
+                   help="instance i's API link arrives at this port + i (PX4: %(default)s)")
     return p
 
 
@@ -439,7 +434,7 @@ async def _run(args: argparse.Namespace, specs: Sequence[CliSpec]) -> int:
         ulog=args.ulog,
         start_timeout_s=args.start_timeout,
         on_ready=lambda v: print(_describe(v), flush=True),
-        test_api_port_base=args.test_api_port_base,
+        api_port_base=args.api_port_base,
     )
     async with fleet:
         print(f"all {len(fleet.vehicles)} PX4 instances ready (run dir {fleet.run_dir}); Ctrl-C stops them",

@@ -338,9 +338,15 @@ def test_without_pyosmium(town: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         build_site(town, town_config())
 
 
-def test_cli_reports_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(tmp_path / "missing.osm.pbf"), str(tmp_path / "out")]) == 1
-    assert "no such file" in capsys.readouterr().out
+@pytest.mark.parametrize("columns", ["20", "200"])
+def test_cli_reports_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    monkeypatch.setenv("COLUMNS", columns)  # a narrow terminal must not break the message
+    missing = tmp_path / "missing.osm.pbf"
+    assert main([str(missing), str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "no such file" in out
+    assert str(missing) in out
 
 
 # --------------------------------------------------------------------------- the real extract

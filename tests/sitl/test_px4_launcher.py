@@ -2,7 +2,7 @@
 
 The fake mimics what the launcher relies on: the CLI (-d -i <i> -w <workdir> <etc>), the start-up log line,
 PX4-like HEARTBEAT + SYS_STATUS on the API link, a child process in its group (like the start-up shell),
-and exiting on SIGTERM. It sends its API link to the port in FLEETCTL_TEST_PX4_API_PORT (test-only), so no
+and exiting on SIGTERM. It sends its API link to FAKE_PX4_API_PORT_BASE + its instance (set by the tests), so no
 test touches PX4's real ports.
 """
 
@@ -72,7 +72,7 @@ def on_term(signum, frame):
 signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "ignore_term" else on_term)
 if mode != "no_startup":
     print("INFO  [init] Startup script returned successfully", flush=True)
-port = int(os.environ["FLEETCTL_TEST_PX4_API_PORT"])
+port = int(os.environ["FAKE_PX4_API_PORT_BASE"]) + instance
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind(("127.0.0.1", 0))
 class Out:
@@ -99,6 +99,7 @@ class Spec:
     instance: int | None = None
 
 
+FAKE_PORT_ENV = "FAKE_PX4_API_PORT_BASE"  # the stand-in px4 sends its API link to this + instance
 QUAD = Spec("quad", 60.1699, 24.9384, 12.0)
 ROVER = Spec("rover", 60.1701, 24.9390, 11.5)
 
@@ -138,12 +139,14 @@ def px4_root(tmp_path: Path) -> Path:
 def fleet(px4_root: Path, tmp_path: Path, specs: list[Spec], **kw: object) -> Px4Fleet:
     kw.setdefault("start_timeout_s", 10.0)
     kw.setdefault("stop_grace_s", 2.0)
+    base = free_udp_block(10)
+    kw["extra_env"] = {FAKE_PORT_ENV: str(base), **kw.get("extra_env", {})}  # type: ignore[dict-item]
     return Px4Fleet(
         px4_root,
         specs,
         run_dir=tmp_path / "run",
         lock_dir=tmp_path,
-        test_api_port_base=free_udp_block(10),
+        api_port_base=base,
         **kw,  # type: ignore[arg-type]
     )
 
@@ -363,7 +366,7 @@ def foreign_px4(px4_root: Path, tmp_path: Path) -> Iterator[subprocess.Popen[byt
     other_dir.mkdir()
     other = subprocess.Popen(
         [str(px4_bin), "-d", "-i", "7", "-w", str(other_dir), "etc"],
-        env={**os.environ, "FLEETCTL_TEST_PX4_API_PORT": str(free_udp_block(1)), "PX4_SIM_MODEL": "sihsim_quadx"},
+        env={**os.environ, FAKE_PORT_ENV: str(free_udp_block(8)), "PX4_SIM_MODEL": "sihsim_quadx"},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )
@@ -450,10 +453,10 @@ def test_cli_runs_until_interrupted(px4_root: Path, tmp_path: Path) -> None:
     cmd = [
         sys.executable, "-c", "import sys; from sitl.px4 import cli_main; sys.exit(cli_main(sys.argv[1:]))",
         "px4", "--quads", "2", "--rovers", "1", "--home", "60.17,24.94,12", "--px4-dir", str(px4_root),
-        "--speed", "2", "--run-dir", str(run_dir), "--test-api-port-base", str(free_udp_block(10)),
+        "--speed", "2", "--run-dir", str(run_dir), "--api-port-base", str(base := free_udp_block(10)),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+                            cwd=Path(__file__).resolve().parents[2], env={**os.environ, FAKE_PORT_ENV: str(base)})
     try:
         assert proc.stdout is not None
         lines = []
@@ -506,7 +509,8 @@ class Spec:
 
 async def main() -> None:
     async with Px4Fleet(sys.argv[1], [Spec()], run_dir=sys.argv[2], lock_dir=sys.argv[2],
-                        test_api_port_base=int(sys.argv[3])) as fleet:
+                        api_port_base=int(sys.argv[3]),
+                        extra_env={"FAKE_PX4_API_PORT_BASE": sys.argv[3]}) as fleet:
         print(fleet.vehicles[0].pid, flush=True)
         await asyncio.sleep(600)
 

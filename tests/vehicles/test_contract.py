@@ -162,10 +162,11 @@ async def test_fence_violating_mission_is_refused_at_start_with_px4_reason(sitl_
         outside = offset(lat, lon, 300.0, 0.0)
         # PX4 accepts the upload (and complains in a STATUSTEXT) ...
         await drone.upload_mission([TakeOff(15), Waypoint(*outside, 15), Land(*outside)])
-        # ... and refuses to start it
+        # ... and refuses to start it, with the reason it gave at the upload and at the start
         with pytest.raises(CommandRejected) as refused:
             await drone.start_mission()
         assert refused.value.result == "DENIED"
+        assert "geofence violation for waypoint" in refused.value.reason.lower()
         assert "mission start denied" in refused.value.reason.lower()
         assert not drone.state.armed
         # a mission inside the fence is fine again
@@ -308,4 +309,4 @@ async def test_set_param(sitl_options: SitlChoice) -> None:
         with pytest.raises(CommandRejected) as rejected:
             await drone.set_param("NO_SUCH_PARAM", 1)
         assert rejected.value.result == "UNKNOWN_PARAM"
-        assert "unknown param: NO_SUCH_PARAM" in rejected.value.reason
+        assert "NO_SUCH_PARAM" in rejected.value.reason  # PX4 answers PARAM_ERROR DOES_NOT_EXIST for it

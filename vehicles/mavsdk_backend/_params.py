@@ -8,12 +8,12 @@ Why not MavlinkDirect: its JSON cannot carry an INT32 parameter whose bytes read
 sends INT32 bytewise in the float field, PARAM_ENCODE_BYTEWISE: -1 is a NaN), and each subscription
 keeps a ctypes trampoline. So the frames are built and parsed here, byte exact.
 
-What PX4 does (src/modules/mavlink/mavlink_parameters.cpp): PARAM_SET of a known name stores the four
-bytes of `param_value` as they are, whatever `param_type` says, and broadcasts PARAM_VALUE with the
-stored value; of an unknown name it sends only the STATUSTEXT "[pm] unknown param: NAME" (severity
-INFO). PARAM_REQUEST_READ of an unknown name gets no answer at all. Hence: learn the parameter's type
-from a read first (a wrong type would store the bytes reinterpreted), and treat that STATUSTEXT as the
-refusal.
+What PX4 does (src/modules/mavlink/mavlink_parameters.cpp, and seen on the wire with PX4 SIH): PARAM_SET
+of a known name stores the four bytes of `param_value` as they are, whatever `param_type` says, and
+broadcasts PARAM_VALUE with the stored value; of an unknown name it answers the sender with PARAM_ERROR
+(#345: the name, error 1 = MAV_PARAM_ERROR_DOES_NOT_EXIST) and nothing else, no STATUSTEXT and no
+PARAM_VALUE. Hence: learn the parameter's type from a read first (a wrong type would store the bytes
+reinterpreted), and take PARAM_ERROR for the name as the refusal, whichever request it answers.
 """
 
 from __future__ import annotations
@@ -40,10 +40,13 @@ GCS_SYSID = 245
 GCS_COMPID = 190
 AUTOPILOT_COMPID = 1
 _MSG_PARAM_VALUE = mavlink2.MAVLINK_MSG_ID_PARAM_VALUE
-_MSG_STATUSTEXT = mavlink2.MAVLINK_MSG_ID_STATUSTEXT
+_MSG_PARAM_ERROR = mavlink2.MAVLINK_MSG_ID_PARAM_ERROR
 _PARAM_VALUE = struct.Struct("<4sHH16sB")
 _PARAM_VALUE_LEN = _PARAM_VALUE.size
-_UNKNOWN = "unknown param: "
+_PARAM_ERROR = struct.Struct("<hBB16sB")  # param_index, target sys/comp, param_id, error (wire order)
+# MAV_PARAM_ERROR -> our CommandRejected.result
+PARAM_ERRORS = {1: "UNKNOWN_PARAM", 2: "VALUE_OUT_OF_RANGE", 3: "PERMISSION_DENIED", 4: "COMPONENT_NOT_FOUND",
+                5: "READ_ONLY", 6: "TYPE_UNSUPPORTED", 7: "TYPE_MISMATCH", 8: "READ_FAIL"}
 _MAX_MISMATCHES = 2  # one differing answer may be stale (another client's list download)
 _QUEUE_LEN = 64
 
@@ -110,40 +113,50 @@ def parse_param_value(payload: bytes) -> ParamValue:
     return ParamValue(name.rstrip(b"\x00").decode("ascii", "replace"), raw, ptype)
 
 
-def parse_statustext(payload: bytes) -> str:
-    return payload[1:51].split(b"\x00", 1)[0].decode("utf-8", "replace").strip()
+@dataclass(frozen=True)
+class ParamError:
+    """One PARAM_ERROR: the vehicle's "no" for a parameter name."""
+
+    name: str
+    error: int
+
+    @property
+    def result(self) -> str:
+        return PARAM_ERRORS.get(self.error, f"PARAM_ERROR_{self.error}")
+
+
+def parse_param_error(payload: bytes) -> ParamError:
+    _index, _sys, _comp, name, error = _PARAM_ERROR.unpack(payload[:_PARAM_ERROR.size].ljust(_PARAM_ERROR.size, b"\x00"))
+    return ParamError(name.rstrip(b"\x00").decode("ascii", "replace"), error)
 
 
 class _Answers:
-    """PARAM_VALUEs for one name, and PX4's "unknown param" text for it, from one system."""
+    """PARAM_VALUEs and PARAM_ERRORs for one name, from one system."""
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._queue: asyncio.Queue[ParamValue | str] = asyncio.Queue(_QUEUE_LEN)
+        self._queue: asyncio.Queue[ParamValue | ParamError] = asyncio.Queue(_QUEUE_LEN)
 
     def tap(self, msgid: int, payload: bytes) -> None:
-        item: ParamValue | str | None = None
+        item: ParamValue | ParamError | None = None
         if msgid == _MSG_PARAM_VALUE:
-            value = parse_param_value(payload)
-            if value.name == self._name:
-                item = value
-        elif msgid == _MSG_STATUSTEXT:
-            text = parse_statustext(payload)
-            if text.endswith(_UNKNOWN + self._name):
-                item = text
-        if item is not None:
+            item = parse_param_value(payload)
+        elif msgid == _MSG_PARAM_ERROR:
+            item = parse_param_error(payload)
+        if item is not None and item.name == self._name:
             with contextlib.suppress(asyncio.QueueFull):  # bounded; a flood of answers loses the newest
                 self._queue.put_nowait(item)
 
     async def next(self, what: str, within_s: float) -> ParamValue | None:
-        """The next PARAM_VALUE, or None after `within_s`; CommandRejected for an unknown name."""
+        """The next PARAM_VALUE, or None after `within_s`; CommandRejected on a PARAM_ERROR
+        (UNKNOWN_PARAM for a name the vehicle does not have)."""
         try:
             async with asyncio.timeout(within_s):
                 item = await self._queue.get()
         except TimeoutError:
             return None
-        if isinstance(item, str):
-            raise CommandRejected(what, "UNKNOWN_PARAM", item)
+        if isinstance(item, ParamError):
+            raise CommandRejected(what, item.result, f"the vehicle answered PARAM_ERROR {item.result} for {item.name}")
         return item
 
 
@@ -180,13 +193,13 @@ class ParamClient:
         return None
 
     async def write(self, name: str, value: int | float, retry_s: float) -> ParamValue:
-        """PARAM_SET until the vehicle echoes `value`. CommandRejected: UNKNOWN_PARAM (PX4's text),
+        """PARAM_SET until the vehicle echoes `value`. CommandRejected: UNKNOWN_PARAM (PX4's PARAM_ERROR),
         WRONG_TYPE (our value does not fit the parameter), VALUE_NOT_TAKEN (it keeps another value)."""
         what = f"set_param {name}"
         ptype = self._types.get(name)
         if ptype is None:
-            # PX4 would store our bytes under its own type: learn the type first. PX4 does not answer
-            # a read of an unknown name, so after two tries the PARAM_SET below finds out.
+            # PX4 would store our bytes under its own type: learn the type first. Should a read of an
+            # unknown name go unanswered, the PARAM_SET below finds out after two tries.
             known = await self.read(name, retry_s, attempts=2)
             ptype = known.ptype if known is not None else (TYPE_REAL32 if isinstance(value, float) else TYPE_INT32)
         raw = encode_value(what, name, value, ptype)

@@ -54,8 +54,9 @@ _LANDED = {
     3: LandedState.TAKING_OFF,
     4: LandedState.LANDING,
 }
-# MAVSDK StatusTextType: DEBUG 0 .. WARNING 3 .. EMERGENCY 7 (reverse of MAV_SEVERITY)
+# MAVSDK StatusTextType: DEBUG 0 .. WARNING 3, ERROR 4, CRITICAL 5 .. EMERGENCY 7 (reverse of MAV_SEVERITY)
 _STATUS_WARNING = 3
+STATUS_ERROR = 4
 _HEALTH_CHECKS = (
     ("gyrometer_calibration", "is_gyrometer_calibration_ok"),
     ("accelerometer_calibration", "is_accelerometer_calibration_ok"),
@@ -111,12 +112,14 @@ class Tracker:
     to the fleet's `dirty` set; the fleet publishes the set after each batch (`publish()`)."""
 
     def __init__(self, vehicle_id: str, sysid: int, kind: VehicleKind, inbox: Inbox, dirty: set[Tracker],
-                 on_link_restored: Callable[[], None], fleet_events: Fanout[VehicleEvent]) -> None:
+                 on_link_restored: Callable[[], None], fleet_events: Fanout[VehicleEvent],
+                 on_heartbeat: Callable[[], None] = lambda: None) -> None:
         self._snap = VehicleState(vehicle_id, sysid, kind)
         self.snapshots: Latest[VehicleState] = Latest(self._snap)
         self.events: Fanout[VehicleEvent] = Fanout()
         self._fleet_events = fleet_events
         self._on_link_restored = on_link_restored
+        self._on_heartbeat_hook = on_heartbeat
         self.heartbeat_at_s = -math.inf  # time.monotonic() of the last HEARTBEAT
         self.heartbeats = 0
         self._texts: deque[tuple[float, int, str]] = deque(maxlen=32)
@@ -126,6 +129,9 @@ class Tracker:
         self._telemetry: Telemetry | None = None
         self._inbox = inbox
         self._heartbeat_key = (sysid, "heartbeat")
+        # Every MISSION_CURRENT as it arrives, with its arrival time (snapshots only carry changes,
+        # but "PX4 still says the same after our upload" is news to `start_mission`).
+        self.mission_reports: Latest[tuple[float, MissionProgress]] = Latest((-math.inf, MissionProgress()))
 
     @property
     def snap(self) -> VehicleState:
@@ -167,10 +173,11 @@ class Tracker:
         self._inbox.latest(self._heartbeat_key, lambda: self._on_heartbeat(at, mav_type, base_mode, custom_mode))
 
     def _mission_current_cb(self, msg: Any, _ud: Any) -> None:
+        at = time.monotonic()
         fields = json.loads(msg.fields_json)
         progress = MissionProgress(int(fields["seq"]), int(fields.get("total", 0)),
                                    px4.mission_state(int(fields.get("mission_state", 0))))
-        self._inbox.ordered(lambda: self._on_mission_current(progress))
+        self._inbox.ordered(lambda: self._on_mission_current(at, progress))
 
     def _command_ack_cb(self, msg: Any, _ud: Any) -> None:
         at = time.monotonic()
@@ -192,6 +199,7 @@ class Tracker:
         self._fleet_events.publish(event)
 
     def _on_heartbeat(self, at: float, mav_type: int, base_mode: int, custom_mode: int) -> None:
+        self._on_heartbeat_hook()
         old = self._snap
         self.heartbeat_at_s = at
         self.heartbeats += 1
@@ -208,7 +216,8 @@ class Tracker:
             self._event(EventKind.LINK_RESTORED)
             self._on_link_restored()
 
-    def _on_mission_current(self, progress: MissionProgress) -> None:
+    def _on_mission_current(self, at: float, progress: MissionProgress) -> None:
+        self.mission_reports.set((at, progress))
         old = self._snap.mission
         if progress == old:
             return
@@ -255,5 +264,5 @@ class Tracker:
         at, result = self._acks.get(command, (-math.inf, 0))
         return result if at >= t0_s else None
 
-    def has_text_since(self, t0_s: float) -> bool:
-        return any(at >= t0_s for at, _, _ in self._texts)
+    def has_text_since(self, t0_s: float, min_severity: int = 0) -> bool:
+        return any(at >= t0_s and severity >= min_severity for at, severity, _ in self._texts)

@@ -26,11 +26,14 @@ import logging
 import re
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from pymavlink.dialects.v20 import development as mavlink2
+
+from vehicles.mavsdk_backend._clock import TIME_BOOT_OFFSETS, VehicleClock, time_boot_ms
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,7 @@ class RawUdpLink(asyncio.DatagramProtocol):
         self._closed = False
         self._taps: dict[int, list[Tap]] = {}  # system id -> taps on its frames
         self._seq = 0
+        self.clocks: dict[int, VehicleClock] = {}  # system id -> its clock rate (see _clock)
         self.received = 0
         self.sent = 0
 
@@ -184,9 +188,25 @@ class RawUdpLink(asyncio.DatagramProtocol):
             sysid = header[0]
             if self._peers.get(sysid) != addr:
                 self._peers[sysid] = (str(addr[0]), int(addr[1]))
+            self._clock_sample(sysid, data)
         self._mavsdk.pass_received_raw_bytes(data)
         if self._taps:
             self._feed_taps(data)
+
+    def _clock_sample(self, sysid: int, datagram: bytes) -> None:
+        # A few samples per vehicle and wall second suffice: most datagrams are not looked into.
+        clock = self.clocks.get(sysid)
+        if clock is None:
+            clock = self.clocks[sysid] = VehicleClock()
+        now_s = time.monotonic()
+        if not clock.wants_sample(now_s):
+            return
+        for frame_sysid, msgid, payload in iter_frames(datagram):
+            if msgid in TIME_BOOT_OFFSETS and frame_sysid == sysid:
+                boot_ms = time_boot_ms(msgid, payload)
+                if boot_ms is not None:
+                    clock.observe(now_s, boot_ms)
+                return
 
     def _feed_taps(self, data: bytes) -> None:
         try:

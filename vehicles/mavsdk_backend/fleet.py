@@ -5,7 +5,7 @@ tells them apart by system id. A vehicle appears when its system id is first hea
 drone or rover. Our side is configured as a ground station, so MAVSDK's heartbeat is MAV_TYPE_GCS:
 PX4 sends STATUSTEXT (the reasons for refusals) only to a GCS-type peer.
 
-    async with MavsdkFleet("udpin://0.0.0.0:14550", fleet_config={1: "drone-1"}, speed_factor=10) as fleet:
+    async with MavsdkFleet("udpin://0.0.0.0:14550", fleet_config={1: "drone-1"}) as fleet:
         drone = await fleet.vehicle("drone-1", timeout_s=30)
 """
 
@@ -43,7 +43,9 @@ RECEIVE_BUFFER_BYTES = 4 << 20  # absorbs a fleet's bursts (the kernel caps it a
 _MAX_PENDING_ORDERED = 16384  # status texts, mission progress, ACKs not yet applied, fleet-wide
 _MSG_HEARTBEAT = 0
 _HEARTBEAT_CRC_EXTRA = 50
-_DISCOVERY_COALESCE_S = 0.05  # a fleet appears in a burst: one scan of MAVSDK's systems per burst
+_DISCOVERY_COALESCE_S = 0.05
+# HEARTBEAT: custom_mode, type GCS (6), autopilot INVALID (8), base_mode, ACTIVE (4), mavlink v3
+_GCS_HEARTBEAT = struct.pack("<IBBBBB", 0, 6, 8, 0, 4, 3)  # a fleet appears in a burst: one scan of MAVSDK's systems per burst
 _LOG_LEVELS = {LogLevel.DEBUG: logging.DEBUG, LogLevel.INFO: logging.INFO,
                LogLevel.WARN: logging.WARNING, LogLevel.ERROR: logging.ERROR}
 
@@ -67,8 +69,9 @@ class MavsdkFleet:
     """The fleet as seen on one MAVLink endpoint.
 
     `fleet_config` maps system ids to vehicle ids (others get "sys<id>"). `speed_factor` is how much
-    faster than real time the vehicles run: every timeout (given in vehicle seconds) is divided by
-    it, never below `min_wall_timeout_s`. The link counts as lost after `link_timeout_s` (vehicle
+    faster than real time the vehicles run; by default (None) each vehicle's is measured from the
+    `time_boot_ms` it streams (see `_clock`), so a sped-up simulation needs no setting. Every timeout
+    (given in vehicle seconds) is divided by it, never below `min_wall_timeout_s`. The link counts as lost after `link_timeout_s` (vehicle
     seconds, same scaling) without a HEARTBEAT. Position, velocity and heading are sampled every
     `sample_period_s` (vehicle seconds; at most 20 times per wall second), battery, landed state,
     health and home once per vehicle second. A UDP server URL is served by our own socket (see
@@ -76,12 +79,13 @@ class MavsdkFleet:
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, fleet_config: Mapping[int, str] | None = None,
-                 speed_factor: float = 1.0, link_timeout_s: float = 3.0, min_wall_timeout_s: float = 2.0,
-                 sample_period_s: float = 0.2, receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES) -> None:
-        if speed_factor <= 0:
+                 speed_factor: float | None = None, link_timeout_s: float = 3.0,
+                 min_wall_timeout_s: float = 2.0, sample_period_s: float = 0.2,
+                 receive_buffer_bytes: int = RECEIVE_BUFFER_BYTES) -> None:
+        if speed_factor is not None and speed_factor <= 0:
             raise ValueError(f"speed_factor must be positive, got {speed_factor}")
         self.url = url
-        self.speed_factor = speed_factor
+        self._fixed_speed_factor = speed_factor
         self._config = dict(fleet_config or {})
         self._link_timeout_s = link_timeout_s
         self._min_wall_s = min_wall_timeout_s
@@ -122,8 +126,6 @@ class MavsdkFleet:
         self.spawn(self._discover(), "fleet-discovery")
         self.spawn(self._watch_links(), "fleet-link-watch")
         self.spawn(self._sample_telemetry(), "fleet-telemetry")
-        if self._link is not None and self.speed_factor > 1.0:
-            self.spawn(self._heartbeat_in_vehicle_time(self._link), "fleet-gcs-heartbeat")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -176,9 +178,27 @@ class MavsdkFleet:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    def wall_s(self, vehicle_s: float, *, floor_s: float | None = None) -> float:
-        """A duration in vehicle time -> wall seconds to wait."""
-        return max(vehicle_s / self.speed_factor, self._min_wall_s if floor_s is None else floor_s)
+    @property
+    def speed_factor(self) -> float:
+        """Vehicle seconds per wall second: the one given, else the fastest vehicle's measured rate
+        (1.0 until one is measured)."""
+        if self._fixed_speed_factor is not None:
+            return self._fixed_speed_factor
+        measured = [c.factor for c in self._link.clocks.values() if c.factor] if self._link is not None else []
+        return max(measured, default=1.0)
+
+    def vehicle_speed_factor(self, sysid: int) -> float:
+        """One vehicle's rate (the one given, else measured; the fleet's until it is measured)."""
+        if self._fixed_speed_factor is None and self._link is not None:
+            clock = self._link.clocks.get(sysid)
+            if clock is not None and clock.factor:
+                return clock.factor
+        return self.speed_factor
+
+    def wall_s(self, vehicle_s: float, *, floor_s: float | None = None, sysid: int | None = None) -> float:
+        """A duration in vehicle time (of `sysid`, or of the fastest vehicle) -> wall seconds to wait."""
+        factor = self.speed_factor if sysid is None else self.vehicle_speed_factor(sysid)
+        return max(vehicle_s / factor, self._min_wall_s if floor_s is None else floor_s)
 
     # ---- the fleet ----
 
@@ -271,36 +291,31 @@ class MavsdkFleet:
             self._systems_seen = count
         return undecided
 
-    async def _heartbeat_in_vehicle_time(self, link: RawUdpLink) -> None:
-        """Top MAVSDK's 1 Hz (wall) GCS heartbeat up to 1 Hz of vehicle time.
+    def _answer_heartbeat(self, sysid: int) -> None:
+        """Answer each HEARTBEAT of a vehicle with our GCS one, so ours come once per *vehicle*
+        second whatever the speed-up, from the first heartbeat on.
 
-        PX4's data-link-loss failsafe (COM_DL_LOSS_T, 10 s) runs in simulated time, so at a speed
-        factor above ~10 a wall-clock heartbeat would send every simulated vehicle home."""
-        period_s = 1.0 / self.speed_factor
-        # HEARTBEAT: custom_mode, type GCS (6), autopilot INVALID (8), base_mode, ACTIVE (4), v3
-        payload = struct.pack("<IBBBBB", 0, 6, 8, 0, 4, 3)
-        while True:
-            await asyncio.sleep(period_s)
-            heartbeat = frame(link.next_seq(), _MSG_HEARTBEAT, _HEARTBEAT_CRC_EXTRA, payload)
-            for sysid in link.peers():
-                link.send_frame(sysid, heartbeat)
+        PX4's data-link-loss failsafe (COM_DL_LOSS_T, 10 s) runs in simulated time: at a speed factor
+        above ~10, MAVSDK's 1 Hz wall heartbeat alone would send every simulated vehicle home. Paced by
+        the vehicle itself, this needs no estimate of the speed-up (and so has no gap before one)."""
+        if self._link is not None:
+            self._link.send_frame(sysid, frame(self._link.next_seq(), _MSG_HEARTBEAT, _HEARTBEAT_CRC_EXTRA,
+                                               _GCS_HEARTBEAT))
 
     async def _watch_links(self) -> None:
-        timeout_s = self.wall_s(self._link_timeout_s)
-        period_s = min(0.25, timeout_s / 4)
         while True:
-            await asyncio.sleep(period_s)
+            await asyncio.sleep(min(0.25, self.wall_s(self._link_timeout_s) / 4))
             now = time.monotonic()
-            for vehicle in self._vehicles.values():
-                vehicle._tracker.check_link(now, timeout_s)
+            for sysid, vehicle in self._vehicles.items():
+                vehicle._tracker.check_link(now, self.wall_s(self._link_timeout_s, sysid=sysid))
 
     async def _sample_telemetry(self) -> None:
         # A few samples per vehicle second, at most 20 per wall second (see _telemetry's docstring);
         # the slow fields once per vehicle second, each vehicle in its own round to spread the work.
-        period_s = self.wall_s(self._sample_period_s, floor_s=0.05)
-        slow_every = max(1, round(self.wall_s(1.0, floor_s=period_s) / period_s))
         rounds = 0
         while True:
+            period_s = self.wall_s(self._sample_period_s, floor_s=0.05)
+            slow_every = max(1, round(self.wall_s(1.0, floor_s=period_s) / period_s))
             await asyncio.sleep(period_s)
             rounds += 1
             for sysid, vehicle in self._vehicles.items():

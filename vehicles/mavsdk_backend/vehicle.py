@@ -27,6 +27,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mavsdk.plugins.action import Action, ActionResult
@@ -61,7 +62,7 @@ from vehicles.errors import (
 )
 from vehicles.mavsdk_backend._bridge import call_with_callback
 from vehicles.mavsdk_backend._params import ParamClient
-from vehicles.mavsdk_backend._telemetry import Tracker
+from vehicles.mavsdk_backend._telemetry import STATUS_ERROR, Tracker
 from vehicles.streams import Subscription
 
 if TYPE_CHECKING:
@@ -79,7 +80,18 @@ _LAND = px4.mode_number("LAND")
 COMMAND_TIMEOUT_S = 10.0
 CONFIRM_TIMEOUT_S = 5.0  # PX4 shows a new mode in its next 1 Hz HEARTBEAT
 UPLOAD_TIMEOUT_S = 30.0
+MISSION_CHECK_TIMEOUT_S = 3.0  # PX4 reports a checked mission in its next 1 Hz MISSION_CURRENT
+# What MISSION_CURRENT.mission_state reads once PX4's navigator found the mission valid (it says
+# NO_MISSION while `mission_result.valid` is false; COMPLETE may be the previous mission's).
+_CHECKED_VALID = frozenset({MissionState.NOT_STARTED, MissionState.ACTIVE, MissionState.PAUSED})
 PARAM_RETRY_S = 1.0  # PARAM_SET / PARAM_REQUEST_READ repeated like QGC does (vehicle seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class _UploadedMission:
+    started_at: float  # time.monotonic() when the upload began (PX4's complaints come from then on)
+    acked_at: float  # and when PX4 ACKed it (its MISSION_CURRENT counts the new items from then on)
+    count: int  # items as PX4 stores them
 
 
 class MavsdkVehicle:
@@ -96,8 +108,10 @@ class MavsdkVehicle:
         self._geofence = Geofence(system)
         self._telemetry = Telemetry(system)
         self._params: ParamClient | None = None  # made on first use
+        self._last_mission: _UploadedMission | None = None
+        self._last_mission_valid = False  # PX4 reported `_last_mission` checked and valid
         self._tracker = Tracker(vehicle_id, sysid, kind, fleet._inbox, fleet._dirty, self._on_link_restored,
-                                fleet._events)
+                                fleet._events, on_heartbeat=lambda: fleet._answer_heartbeat(sysid))
         self._tracker.subscribe(self._telemetry, self._direct)
         self._introduce()
 
@@ -152,7 +166,7 @@ class MavsdkVehicle:
                        what: str = "condition", *, fail_on_link_loss: bool = True) -> VehicleState:
         """Until `predicate(state)` holds. Raises CommandTimeout, or LinkLost if heartbeats stop
         first (unless `fail_on_link_loss` is false)."""
-        wall_s = self._fleet.wall_s(timeout_s)
+        wall_s = self._wall_s(timeout_s)
         try:
             async with asyncio.timeout(wall_s), contextlib.aclosing(self._tracker.snapshots.changes()) as snaps:
                 async for snap in snaps:
@@ -219,8 +233,22 @@ class MavsdkVehicle:
         await self._confirm(what, lambda s: s.custom_mode == target, t0)
 
     async def start_mission(self, *, timeout_s: float | None = None) -> None:
-        """MISSION_START from the first item; PX4 arms by itself when disarmed."""
-        t0 = await self._command_long("start_mission", px4.MAV_CMD_MISSION_START, (0, 0), timeout_s)
+        """MISSION_START from the first item; PX4 arms by itself when disarmed.
+
+        PX4 ACKs an upload before its navigator has checked the mission, and denies a MISSION_START
+        that comes before the check ("Mission start denied! No valid mission"). So after an upload
+        this first waits for PX4's own word (see `_await_mission_check`). A mission PX4 finds
+        infeasible is still sent MISSION_START, so that the refusal is PX4's verdict: CommandRejected
+        (DENIED) with PX4's reasons since the upload, e.g. "Geofence violation for waypoint 3"."""
+        await self._await_mission_check()
+        try:
+            t0 = await self._command_long("start_mission", px4.MAV_CMD_MISSION_START, (0, 0), timeout_s)
+        except CommandRejected as e:
+            if self._last_mission is None:
+                raise
+            # PX4 explained the infeasibility when the mission arrived, before this refusal
+            reasons = self._tracker.reasons_since(self._last_mission.started_at)
+            raise CommandRejected(e.command, e.result, reasons) from None
         await self._confirm(
             "start_mission",
             lambda s: s.armed and (s.custom_mode == _MISSION or s.mission.state == MissionState.COMPLETE), t0)
@@ -236,26 +264,26 @@ class MavsdkVehicle:
     async def set_param(self, name: str, value: int | float, *, timeout_s: float | None = None) -> None:
         """Set a parameter and return once the vehicle echoes the new value. The value is sent in
         the parameter's type on the vehicle (learned by a read first; an int value for an INT32
-        parameter, a float for REAL32). CommandRejected: UNKNOWN_PARAM (with PX4's text), WRONG_TYPE,
+        parameter, a float for REAL32). CommandRejected: UNKNOWN_PARAM (PX4's PARAM_ERROR), WRONG_TYPE,
         VALUE_NOT_TAKEN; CommandTimeout or LinkLost without an answer."""
         what = f"set_param {name}"
         params = self._param_client()
         timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
         try:
-            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
-                await params.write(name, value, self._fleet.wall_s(PARAM_RETRY_S, floor_s=0.1))
+            async with asyncio.timeout(self._wall_s(timeout_s)):
+                await params.write(name, value, self._wall_s(PARAM_RETRY_S, floor_s=0.1))
         except TimeoutError:
             raise self._lost_or(CommandTimeout(what, timeout_s)) from None
 
     async def get_param(self, name: str, *, timeout_s: float | None = None) -> float:
-        """A parameter's value on the vehicle (an INT32 one as a whole float). PX4 does not answer
-        for an unknown name: CommandTimeout (the built-in simulator's text gives CommandRejected)."""
+        """A parameter's value on the vehicle (an INT32 one as a whole float). CommandRejected when
+        the vehicle answers PARAM_ERROR; CommandTimeout (or LinkLost) when it does not answer."""
         what = f"get_param {name}"
         params = self._param_client()
         timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
         try:
-            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
-                answer = await params.read(name, self._fleet.wall_s(PARAM_RETRY_S, floor_s=0.1))
+            async with asyncio.timeout(self._wall_s(timeout_s)):
+                answer = await params.read(name, self._wall_s(PARAM_RETRY_S, floor_s=0.1))
         except TimeoutError:
             raise self._lost_or(CommandTimeout(what, timeout_s)) from None
         assert answer is not None  # unlimited attempts: only the timeout ends them
@@ -278,10 +306,45 @@ class MavsdkVehicle:
         if takeoff_at is None and any(isinstance(i, TakeOff) for i in items):
             raise NotReady(self._vehicle_id, "position unknown (a TakeOff item takes off from here)")
         raw = px4.mission_items(items, self.kind, takeoff_at=takeoff_at)
+        self._last_mission, self._last_mission_valid = None, False
+        started_at = time.monotonic()
         await self._upload("mission", self._mission.upload_mission_async, raw, timeout_s)
+        self._last_mission = _UploadedMission(started_at, time.monotonic(), len(raw))
 
     async def clear_mission(self, *, timeout_s: float | None = None) -> None:
+        self._last_mission, self._last_mission_valid = None, False
         await self._transfer("clear mission", self._mission.clear_mission_async, timeout_s, MissionUploadFailed)
+
+    async def _await_mission_check(self) -> None:
+        """Until PX4 reports the last uploaded mission checked and valid: a MISSION_CURRENT received
+        after the upload's ACK that counts our items in a state other than NO_MISSION (PX4's
+        mavlink_mission.cpp: NO_MISSION while the navigator's `mission_result.valid` is false).
+
+        Returns early, leaving the verdict to MISSION_START, when PX4 has said something is wrong
+        (an error text since the upload: its feasibility check explains itself) or when it does not
+        report a mission state at all (older PX4); also after MISSION_CHECK_TIMEOUT_S of reports
+        that still say NO_MISSION. CommandTimeout (or LinkLost) when no report came at all."""
+        pending = self._last_mission
+        if pending is None or self._last_mission_valid:
+            return
+        heard = False
+        reports = self._tracker.mission_reports.changes()
+        try:
+            async with asyncio.timeout(self._wall_s(MISSION_CHECK_TIMEOUT_S)), contextlib.aclosing(reports):
+                async for at, progress in reports:
+                    if at < pending.acked_at:
+                        continue
+                    heard = True
+                    if progress.total == pending.count and progress.state in _CHECKED_VALID:
+                        self._last_mission_valid = True
+                        return
+                    if (progress.state == MissionState.UNKNOWN
+                            or self._tracker.has_text_since(pending.started_at, STATUS_ERROR)):
+                        return
+        except TimeoutError:
+            if not heard:
+                raise self._lost_or(CommandTimeout("start_mission (PX4's mission check)",
+                                                   MISSION_CHECK_TIMEOUT_S)) from None
 
     async def upload_geofence(self, fence: Sequence[GeofenceItem], *, timeout_s: float | None = None) -> None:
         raw = px4.fence_items(fence)
@@ -303,7 +366,7 @@ class MavsdkVehicle:
         timeout_s = UPLOAD_TIMEOUT_S if timeout_s is None else timeout_s
         t0 = time.monotonic()
         try:
-            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
+            async with asyncio.timeout(self._wall_s(timeout_s)):
                 (result,) = await call_with_callback(start)
         except TimeoutError:
             raise self._lost_or(error("TIMEOUT", f"{what}: no answer within {timeout_s:.0f} s")) from None
@@ -322,7 +385,7 @@ class MavsdkVehicle:
         timeout_s = COMMAND_TIMEOUT_S if timeout_s is None else timeout_s
         t0 = time.monotonic()
         try:
-            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
+            async with asyncio.timeout(self._wall_s(timeout_s)):
                 (result,) = await call_with_callback(start)
         except TimeoutError:
             raise self._lost_or(CommandTimeout(what, timeout_s)) from None
@@ -353,7 +416,7 @@ class MavsdkVehicle:
         message = MavlinkMessage(message_name, 0, 0, self._sysid, AUTOPILOT_COMPONENT_ID, json.dumps(body))
         t0 = time.monotonic()
         try:
-            async with asyncio.timeout(self._fleet.wall_s(timeout_s)):
+            async with asyncio.timeout(self._wall_s(timeout_s)):
                 result, ack = await self._fleet._commands.send(self._direct, message)
         except TimeoutError:
             raise self._lost_or(CommandTimeout(what, timeout_s)) from None
@@ -381,13 +444,16 @@ class MavsdkVehicle:
         if not self._tracker.has_text_since(t0):
             try:
                 changes = self._tracker.snapshots.changes(include_current=False)
-                async with asyncio.timeout(self._fleet.wall_s(1.0, floor_s=0.5)), contextlib.aclosing(changes):
+                async with asyncio.timeout(self._wall_s(1.0, floor_s=0.5)), contextlib.aclosing(changes):
                     async for _ in changes:
                         if self._tracker.has_text_since(t0):
                             break
             except TimeoutError:
                 pass
         return self._tracker.reasons_since(t0)
+
+    def _wall_s(self, vehicle_s: float, *, floor_s: float | None = None) -> float:
+        return self._fleet.wall_s(vehicle_s, floor_s=floor_s, sysid=self._sysid)
 
     def _require_link(self) -> None:
         # Do not shout into the void: the caller learns at once, and retries once LINK_RESTORED.

@@ -1,4 +1,5 @@
-"""Suite-wide options: which simulator the `sitl`-marked tests fly against.
+"""Suite-wide options (here at the repository root, so `python -m pytest --sitl px4` works with no
+path): which simulator the `sitl`-marked tests fly against.
 
     pytest                                   # the built-in simulator (default)
     pytest --sitl px4 --px4-dir ~/PX4-Autopilot   # real PX4 SITL (SIH); PX4_DIR works too
