@@ -70,19 +70,21 @@ def drone_trip(
     alt_m = site.cruise_layers_m[0] if cruise_alt_m is None else cruise_alt_m
     east, north = wind.east_north_m_s
     plan = plan_flight(planner, start_xy, goal_xy, model, alt_m, wind_east_m_s=east, wind_north_m_s=north)
+    return drone_trip_on(plan, model, payload_kg=payload_kg, wind=wind), plan
+
+
+def drone_trip_on(plan: FlightPlan, model: VehicleModel, *, payload_kg: float, wind: Wind) -> TripEstimate:
+    """The trip along an already planned flight (to price several payloads without replanning)."""
     out = _drone_energy(plan, model, payload_kg, wind, reverse=False)
     out = out + drone_leg_energy(model, distance_m=0.0, payload_kg=payload_kg, hover_s=DRONE_RELEASE_HOVER_S)
     back = _drone_energy(plan, model, 0.0, wind, reverse=True)
     total = out + back
     margin_wh = check_feasible(model, total)
-    return (
-        TripEstimate(
-            kind="drone", model=model.name, points_xy_m=plan.path.points, one_way_m=plan.horizontal_m,
-            outbound_s=out.duration_s, round_trip_s=total.duration_s, outbound_wh=out.energy_wh,
-            round_trip_wh=total.energy_wh, battery_used_pct=100.0 * total.energy_wh / model.battery_wh,
-            margin_wh=margin_wh, cruise_alt_m=alt_m,
-        ),
-        plan,
+    return TripEstimate(
+        kind="drone", model=model.name, points_xy_m=plan.path.points, one_way_m=plan.horizontal_m,
+        outbound_s=out.duration_s, round_trip_s=total.duration_s, outbound_wh=out.energy_wh,
+        round_trip_wh=total.energy_wh, battery_used_pct=100.0 * total.energy_wh / model.battery_wh,
+        margin_wh=margin_wh, cruise_alt_m=plan.cruise_alt_m,
     )
 
 
@@ -96,18 +98,20 @@ def robot_trip(
 ) -> tuple[TripEstimate, SidewalkRoute]:
     """Drive out with the parcel, wait for the hand-off, drive back empty."""
     route = site.sidewalks.route(start_xy, goal_xy)
+    return robot_trip_on(route, model, payload_kg=payload_kg), route
+
+
+def robot_trip_on(route: SidewalkRoute, model: VehicleModel, *, payload_kg: float) -> TripEstimate:
+    """The trip along an already found sidewalk route."""
     out = robot_leg_energy(model, distance_m=route.length_m, payload_kg=payload_kg, idle_s=ROBOT_HANDOFF_WAIT_S)
     back = robot_leg_energy(model, distance_m=route.length_m, payload_kg=0.0)
     total = out + back
     margin_wh = check_feasible(model, total)
-    return (
-        TripEstimate(
-            kind="robot", model=model.name, points_xy_m=route.points, one_way_m=route.length_m,
-            outbound_s=out.duration_s - ROBOT_HANDOFF_WAIT_S, round_trip_s=total.duration_s,
-            outbound_wh=out.energy_wh, round_trip_wh=total.energy_wh,
-            battery_used_pct=100.0 * total.energy_wh / model.battery_wh, margin_wh=margin_wh,
-        ),
-        route,
+    return TripEstimate(
+        kind="robot", model=model.name, points_xy_m=route.points, one_way_m=route.length_m,
+        outbound_s=out.duration_s - ROBOT_HANDOFF_WAIT_S, round_trip_s=total.duration_s,
+        outbound_wh=out.energy_wh, round_trip_wh=total.energy_wh,
+        battery_used_pct=100.0 * total.energy_wh / model.battery_wh, margin_wh=margin_wh,
     )
 
 
@@ -116,4 +120,5 @@ def first_model(site: Site, kind: str) -> VehicleModel | None:
     return next((m for m in site.vehicle_models.values() if m.kind == kind), None)
 
 
-__all__ = ["PlanningError", "TripEstimate", "Wind", "drone_trip", "first_model", "robot_trip"]
+__all__ = ["PlanningError", "TripEstimate", "Wind", "drone_trip", "drone_trip_on", "first_model", "robot_trip",
+           "robot_trip_on"]
