@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fleetctl.errors import IllegalTransition
-from fleetctl.orders.lifecycle import FINAL, TRANSITIONS, OrderState, check_transition, parcel_on_board_after, settled
+from fleetctl.orders.lifecycle import (
+    FINAL,
+    TRANSITIONS,
+    OrderState,
+    check_transition,
+    parcel_on_board_after,
+    settled,
+)
 
 S = OrderState
 
 
 def test_the_happy_path_is_legal() -> None:
     path = [S.RECEIVED, S.ACCEPTED, S.ASSIGNED, S.LOADING, S.IN_TRANSIT, S.DELIVERING, S.DELIVERED]
-    for a, b in zip(path, path[1:], strict=False):
+    for a, b in itertools.pairwise(path):
         check_transition("o", a, b)
 
 
@@ -29,7 +38,8 @@ def test_cancel_is_possible_before_delivery_and_brings_an_onboard_parcel_back() 
     for state in (S.ACCEPTED, S.ASSIGNED, S.LOADING, S.IN_TRANSIT):
         check_transition("o", state, S.CANCELLED)
     on_board = parcel_on_board_after(True, S.CANCELLED)
-    assert on_board and not settled(S.CANCELLED, on_board)
+    assert on_board
+    assert not settled(S.CANCELLED, on_board)
     check_transition("o", S.CANCELLED, S.RETURNING)
     assert settled(S.RETURNED, parcel_on_board_after(True, S.RETURNED))
 
@@ -52,6 +62,7 @@ def test_from_any_reachable_state_a_settled_state_is_reachable(steps: list[Order
 
 
 def test_final_states_have_only_recovery_exits() -> None:
-    assert not TRANSITIONS[S.DELIVERED] and not TRANSITIONS[S.REJECTED]
+    assert not TRANSITIONS[S.DELIVERED]
+    assert not TRANSITIONS[S.REJECTED]
     for state in FINAL:
         assert TRANSITIONS[state] <= {S.RETURNING, S.ACCEPTED}

@@ -84,16 +84,22 @@ def require_builtin(options: SitlChoice, what: str) -> None:
         pytest.skip(f"{what} needs the built-in simulator's fault injection (running {options.backend})")
 
 
-def specs_for(kinds: Sequence[str]) -> list[Spec]:
+def specs_for(kinds: Sequence[str], homes: Sequence[tuple[float, float, float]] | None = None) -> list[Spec]:
+    if homes is not None:
+        return [Spec(kind, *home) for kind, home in zip(kinds, homes, strict=True)]
     # 15 m apart, east of each other, so vehicles never share a spot
     return [Spec(kind, *offset(ORIGIN[0], ORIGIN[1], 0.0, 15.0 * i), ORIGIN[2]) for i, kind in enumerate(kinds)]
 
 
 @contextlib.asynccontextmanager
-async def fleet_under_test(options: SitlChoice, kinds: Sequence[str], *, ready_timeout_s: float = 60.0
-                           ) -> AsyncIterator[FleetUnderTest]:
-    specs = specs_for(kinds)
-    config = {i + 1: f"{kind}-{i}" for i, kind in enumerate(kinds)}
+async def fleet_under_test(options: SitlChoice, kinds: Sequence[str], *, ready_timeout_s: float = 60.0,
+                           homes: Sequence[tuple[float, float, float]] | None = None,
+                           vehicle_ids: Sequence[str] | None = None) -> AsyncIterator[FleetUnderTest]:
+    """`homes`: (lat_deg, lon_deg, ground AMSL m) per vehicle (default: a row near ORIGIN);
+    `vehicle_ids`: their ids (default "<kind>-<i>")."""
+    specs = specs_for(kinds, homes)
+    ids = list(vehicle_ids) if vehicle_ids is not None else [f"{kind}-{i}" for i, kind in enumerate(kinds)]
+    config = {i + 1: vid for i, vid in enumerate(ids)}
     async with contextlib.AsyncExitStack() as stack:
         if options.backend == "px4":
             fleet, sim, speed = await _start_px4(stack, options, specs, config)

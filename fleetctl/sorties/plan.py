@@ -1,0 +1,175 @@
+"""A sortie as planned: which vehicle flies or drives which order, along which path, and the PX4
+mission that says so. Stored as JSON with the sortie, so a restarted service knows what the vehicle
+is doing from the mission progress it reports (the seq of the drop point, of the release)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import shapely
+
+from planner.airspace import Airspace
+from planner.geo import FloatArray
+from planner.site import Site
+from vehicles import px4
+from vehicles.base import (
+    Delay,
+    ExclusionCircle,
+    ExclusionPolygon,
+    GeofenceItem,
+    InclusionPolygon,
+    Land,
+    MissionItem,
+    PayloadRelease,
+    TakeOff,
+    Waypoint,
+)
+
+Kind = Literal["drone", "robot"]
+#: How long a drone hovers at the release height over the drop point before releasing.
+RELEASE_SETTLE_S = 3.0
+#: A drone descends to this height above the drop point to release the parcel.
+RELEASE_ALT_M = 10.0
+#: Fence items PX4 stores: dataman's DM_KEY_FENCE_POINTS_MAX is 64 (src/modules/dataman/dataman.h),
+#: and MAVLink's mission manager refuses a larger MISSION_COUNT with NO_SPACE. Keep a margin.
+MAX_FENCE_ITEMS = 60
+#: Zones further than this from a sortie's path are left out of its fence (they cannot matter to it).
+FENCE_MARGIN_M = 300.0
+
+
+@dataclass(frozen=True)
+class SortiePlan:
+    sortie_id: str
+    order_id: str
+    vehicle_id: str
+    kind: Kind
+    depot: str
+    out_wgs84: tuple[tuple[float, float], ...]  # depot ... drop point, (lat_deg, lon_deg)
+    back_wgs84: tuple[tuple[float, float], ...]  # drop point ... depot
+    cruise_alt_m: float  # drones; 0 for robots
+    speed_m_s: float
+    outbound_s: float  # planned time from start to the drop point
+    round_trip_s: float
+    energy_wh: float
+    # filled in by `mission`: seqs of PX4's raw items
+    mission_total: int = 0
+    drop_seq: int = 0  # the waypoint over / at the drop point
+    handoff_seq: int = 0  # the item whose completion means the parcel left the vehicle
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SortiePlan:
+        data: dict[str, Any] = json.loads(text)
+        data["out_wgs84"] = tuple(tuple(p) for p in data["out_wgs84"])
+        data["back_wgs84"] = tuple(tuple(p) for p in data["back_wgs84"])
+        return cls(**data)
+
+
+def mission(plan: SortiePlan) -> tuple[list[MissionItem], SortiePlan]:
+    """The PX4 mission for a plan, and the plan with the seqs PX4 will report for it.
+
+    Drone: take off, cruise the path at the layer, descend over the drop point to the release
+    height, release, climb back to the layer, fly home, land on the pad. Robot: drive the route,
+    stop at the drop point for the hand-off, drive back (PX4's rover never completes NAV_LAND,
+    so it ends with a waypoint on the pad and holds, still armed)."""
+    items: list[MissionItem] = []
+    drop = plan.out_wgs84[-1]
+    if plan.kind == "drone":
+        alt = plan.cruise_alt_m
+        items.append(TakeOff(alt))
+        items += [Waypoint(lat, lon, alt, speed_m_s=plan.speed_m_s if i == 0 else None)
+                  for i, (lat, lon) in enumerate(plan.out_wgs84[1:])]
+        items.append(Waypoint(*drop, RELEASE_ALT_M))
+        drop_index = len(items) - 1
+        items.append(Delay(RELEASE_SETTLE_S))
+        items.append(PayloadRelease())
+        handoff_index = len(items) - 1
+        items.append(Waypoint(*drop, alt))
+        items += [Waypoint(lat, lon, alt) for lat, lon in plan.back_wgs84[1:-1]]
+        items.append(Waypoint(*plan.back_wgs84[-1], alt))
+        items.append(Land(*plan.back_wgs84[-1]))
+    else:
+        items += [Waypoint(lat, lon, 0.0, speed_m_s=plan.speed_m_s if i == 0 else None)
+                  for i, (lat, lon) in enumerate(plan.out_wgs84[1:])]
+        drop_index = handoff_index = len(items) - 1
+        items += [Waypoint(lat, lon, 0.0) for lat, lon in plan.back_wgs84[1:]]
+    raw = px4.mission_items(items, "drone" if plan.kind == "drone" else "rover", takeoff_at=plan.out_wgs84[0])
+    seqs = px4.mission_seq_of_item(items, raw)
+    placed = SortiePlan(**{**asdict(plan), "mission_total": len(raw), "drop_seq": seqs[drop_index],
+                           "handoff_seq": seqs[handoff_index]})
+    placed = SortiePlan.from_json(placed.to_json())  # tuples, as a reloaded plan has them
+    return items, placed
+
+
+def geofence(site: Site, airspace: Airspace, at_s: float | None, *, near_xy_m: FloatArray | None = None,
+             margin_m: float = FENCE_MARGIN_M, max_items: int = MAX_FENCE_ITEMS) -> list[GeofenceItem]:
+    """The operating area as inclusion and the zones in force as exclusion, so PX4 itself refuses
+    to breach them (zones unbuffered: the legal boundary; the planner keeps its buffer). With
+    `near_xy_m` (a sortie's path), only zones within `margin_m` of it.
+
+    PX4 stores a bounded number of fence vertices (dataman), and OSM outlines are detailed: exclusion
+    polygons are simplified and then grown by the same tolerance, so they only ever get larger
+    (conservative), until the whole fence fits in `max_items`."""
+    fence = airspace.fence(at_s)
+    corridor = None if near_xy_m is None else _corridor(near_xy_m, margin_m)
+    rings = [r for r in fence.exclusion_polygons if corridor is None or corridor.intersects(shapely.Polygon(r))]
+    circles = [ExclusionCircle(*site.frame.to_wgs84(x, y), float(r)) for x, y, r in fence.exclusion_circles
+               if corridor is None or corridor.intersects(shapely.Point(x, y).buffer(r))]
+    tolerance_m = 0.0
+    while True:
+        polygons = [_simplified(ring, tolerance_m) for ring in rings]
+        inclusion = _simplified_inclusion(fence.inclusion, tolerance_m)
+        used = len(inclusion) + sum(len(p) for p in polygons) + len(circles)
+        if used <= max_items or tolerance_m > 200.0:
+            break
+        tolerance_m = max(1.0, tolerance_m * 2)
+    items: list[GeofenceItem] = [InclusionPolygon(_wgs(site, inclusion))]
+    items += [ExclusionPolygon(_wgs(site, ring)) for ring in polygons]
+    items += circles
+    return items
+
+
+def _corridor(points_xy_m: FloatArray, margin_m: float) -> shapely.Geometry:
+    pts = np.asarray(points_xy_m, dtype=np.float64)
+    line = shapely.LineString(pts) if len(pts) > 1 else shapely.Point(pts[0])
+    return line.buffer(margin_m)
+
+
+def _simplified(ring: FloatArray, tolerance_m: float) -> FloatArray:
+    if tolerance_m <= 0:
+        return np.asarray(ring, dtype=np.float64)
+    grown = shapely.Polygon(ring).simplify(tolerance_m).buffer(tolerance_m, join_style="mitre")
+    hull = grown if isinstance(grown, shapely.Polygon) else grown.convex_hull
+    return np.asarray(hull.exterior.coords, dtype=np.float64)[:-1]
+
+
+def _simplified_inclusion(ring: FloatArray, tolerance_m: float) -> FloatArray:
+    # The area may only shrink: a simplified inclusion fence must stay inside the real one.
+    if tolerance_m <= 0:
+        return np.asarray(ring, dtype=np.float64)
+    shrunk = shapely.Polygon(ring).buffer(-tolerance_m).simplify(tolerance_m / 2)
+    if isinstance(shrunk, shapely.MultiPolygon):
+        shrunk = max(shrunk.geoms, key=lambda g: g.area)
+    if shrunk.is_empty:
+        return np.asarray(ring, dtype=np.float64)
+    return np.asarray(shrunk.exterior.coords, dtype=np.float64)[:-1]
+
+
+def _wgs(site: Site, ring: FloatArray) -> tuple[tuple[float, float], ...]:
+    pts = site.frame.points_to_wgs84(np.asarray(ring, dtype=np.float64))
+    return tuple((float(a), float(b)) for a, b in pts)
+
+
+def fence_for(site: Site, airspace: Airspace, plan: SortiePlan, at_s: float | None = None) -> list[GeofenceItem]:
+    """The geofence to upload with a sortie: for a drone the area and the zones near its path; for a
+    robot the area alone (no-fly zones are airspace: a sidewalk under one is open to robots, and
+    PX4 would refuse a rover mission whose route crosses an exclusion)."""
+    if plan.kind == "robot":
+        return geofence(site, Airspace(airspace.area, (), airspace.buffer_m), at_s)
+    path = site.frame.points_to_local(np.asarray(plan.out_wgs84, dtype=np.float64))
+    return geofence(site, airspace, at_s, near_xy_m=path)
