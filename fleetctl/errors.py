@@ -8,9 +8,15 @@ the packages below (planner, vehicles, SQLAlchemy, aiomqtt) are converted at the
      ├── OrderRejected(reason, detail)          an order fails validation (machine-readable reason)
      ├── IllegalTransition(entity, from, to)    a lifecycle step the state machine does not allow
      ├── UnknownOrder(order_id)                 no order with that id
+     ├── UnknownSortie(sortie_id)               no sortie with that id
      ├── UnknownVehicleId(vehicle_id)           no vehicle with that id in the site's fleet
      ├── StoreError                             the store cannot be opened, migrated or written
      ├── BusError                               the MQTT broker cannot be reached or refused us
+     │    ├── BusRefused(reason)                  the broker refused our CONNECT (credentials, client id)
+     │    ├── BusUnavailable                      not connected, or the broker did not confirm in time
+     │    ├── BusQueueFull(limit)                 the bounded outgoing queue is full
+     │    ├── InvalidTopic(value, why)            a name that cannot be an MQTT topic (level)
+     │    └── SchemaMismatch(topic, why)          a message does not match the AsyncAPI document
      └── ConfigError                            the service configuration is invalid
 """
 
@@ -50,6 +56,12 @@ class UnknownOrder(FleetError):
         super().__init__(f"unknown order {order_id!r}")
 
 
+class UnknownSortie(FleetError):
+    def __init__(self, sortie_id: str) -> None:
+        self.sortie_id = sortie_id
+        super().__init__(f"unknown sortie {sortie_id!r}")
+
+
 class UnknownVehicleId(FleetError):
     def __init__(self, vehicle_id: str, known: Sequence[str] = ()) -> None:
         self.vehicle_id = vehicle_id
@@ -63,6 +75,52 @@ class StoreError(FleetError):
 
 class BusError(FleetError):
     """The MQTT broker could not be reached, or refused our credentials or a topic."""
+
+
+class BusRefused(BusError):
+    """The broker answered our CONNECT with a refusal (bad username or password, not authorised,
+    client id rejected). Unlike a broker that is down, retrying will not help until someone changes
+    the credentials or the broker's configuration. `reason` is the broker's reason in words."""
+
+    def __init__(self, url: str, reason: str, username: str | None = None) -> None:
+        self.url = url
+        self.reason = reason
+        self.username = username
+        who = f"user {username!r}" if username else "anonymous login"
+        super().__init__(f"broker {url} refused {who}: {reason}")
+
+
+class BusUnavailable(BusError):
+    """Not connected to the broker, or the broker did not confirm a publish in time."""
+
+
+class BusQueueFull(BusError):
+    """The bounded queue of messages waiting for the broker is full: the broker has been away too long
+    or the service produces faster than the broker takes. The caller keeps the message (its outbox)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"{limit} messages are already waiting for the broker")
+
+
+class InvalidTopic(BusError):
+    """A name (site, order id, vehicle id, client name) that cannot be used as an MQTT topic level,
+    or a topic this service does not publish or read."""
+
+    def __init__(self, value: str, why: str) -> None:
+        self.value = value
+        self.why = why
+        super().__init__(f"invalid topic or topic level {value!r}: {why}")
+
+
+class SchemaMismatch(BusError):
+    """A message does not match the AsyncAPI document of the bus (unknown channel, or a payload that
+    fails the channel's JSON Schema)."""
+
+    def __init__(self, topic: str, why: str) -> None:
+        self.topic = topic
+        self.why = why
+        super().__init__(f"message on {topic!r} does not match the AsyncAPI document: {why}")
 
 
 class ConfigError(FleetError):
