@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from fleetctl import __version__, plan_cmd
+from fleetctl import __version__, plan_cmd, serve_cmd
+from fleetctl.errors import FleetError
 from planner.errors import PlanningError
 
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fleetctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_cmd.add_parser(sub)
+    serve_cmd.add_parser(sub)
     return parser
 
 
@@ -29,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True)
     try:
         code: int = args.func(args, console)
-    except PlanningError as exc:
+    except (PlanningError, FleetError) as exc:
         err.print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True)  # one line, whatever the width
         return 2
     except KeyboardInterrupt:

@@ -104,8 +104,10 @@ class OrderValidator:
     """Checks orders against one site and its fleet. Pure and synchronous; the first order to a
     new drop-off pays for its planning (tens of ms), the rest are dictionary lookups."""
 
-    def __init__(self, site: Site, *, wind: Wind | None = None, robot_walk_m: float = ROBOT_WALK_M) -> None:
+    def __init__(self, site: Site, *, site_id: str | None = None, wind: Wind | None = None,
+                 robot_walk_m: float = ROBOT_WALK_M) -> None:
         self.site = site
+        self.site_id = site_id or site.name  # the name orders use (a deployment may rename its site)
         self._wind = wind or Wind(0.0, 0.0)
         self._robot_walk_m = robot_walk_m
         fleet_models = {entry.model for entry in site.fleet}
@@ -117,9 +119,9 @@ class OrderValidator:
 
     def validate(self, order: Order, now: datetime) -> Acceptance:
         """Acceptance, or OrderRejected with the first reason that applies."""
-        if order.site != self.site.name:
-            raise OrderRejected(RejectReason.UNKNOWN_SITE, f"this service runs site {self.site.name!r}, "
-                                f"not {order.site!r}", {"site": self.site.name})
+        if order.site != self.site_id:
+            raise OrderRejected(RejectReason.UNKNOWN_SITE, f"this service runs site {self.site_id!r}, "
+                                f"not {order.site!r}", {"site": self.site_id})
         self._check_window(order, now)
         xy, drop_ok = self._dropoff(order)
         if order.weight_kg > self._max_payload_kg + 1e-9:

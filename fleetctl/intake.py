@@ -1,0 +1,142 @@
+"""Order intake: from orders/new to the store, and only then the broker's acknowledgement.
+
+A batch of messages (whatever arrived together, up to `batch_max`) is parsed and validated, stored
+in one transaction, and acknowledged to the broker in arrival order. Answers: a new order's status
+goes out through the event publisher once it is committed (`publisher`); a duplicate is answered
+here with its stored status; a message that has no usable order id, or reuses an id with other
+content, is answered on orders/rejected. Nothing in a payload can take intake down: every failure
+of a message is a rejection with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fleetctl.bus import Bus, IntakeMessage, RejectedMessage, check_level
+from fleetctl.bus.payloads import OrderStatus
+from fleetctl.clock import Clock
+from fleetctl.errors import BusError, OrderRejected
+from fleetctl.orders.validate import MAX_PAYLOAD_BYTES, OrderValidator, RejectReason, parse_order
+from fleetctl.status import order_status
+from fleetctl.store import ReceiveItem, ReceiveResult, Rejection, Store
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    def __init__(self, bus: Bus, store: Store, validator: OrderValidator, clock: Clock, *,
+                 on_accepted: Callable[[], None], batch_max: int = 200) -> None:
+        self._bus = bus
+        self._store = store
+        self._validator = validator
+        self._clock = clock
+        self._on_accepted = on_accepted
+        self._batch_max = batch_max
+        self.received = 0
+        self.accepted = 0
+        self.rejected = 0
+        self.duplicates = 0
+
+    async def run(self) -> None:
+        stream = self._bus.intake()
+        while True:
+            try:
+                first = await anext(stream)
+            except StopAsyncIteration:
+                return
+            batch = [first, *await self._more(stream)]
+            await self.handle(batch)
+
+    async def _more(self, stream: AsyncIterator[IntakeMessage]) -> list[IntakeMessage]:
+        """What else has arrived already (without waiting for more)."""
+        more: list[IntakeMessage] = []
+        while len(more) + 1 < self._batch_max:
+            try:
+                async with asyncio.timeout(0):
+                    more.append(await anext(stream))
+            except (TimeoutError, StopAsyncIteration):
+                break
+        return more
+
+    async def handle(self, batch: list[IntakeMessage]) -> None:
+        orders = [m for m in batch if m.kind == "order"]
+        items = [self._examine(m.payload) for m in orders]
+        results = await self._store.receive_orders(items) if items else []
+        for message, item, result in zip(orders, items, results, strict=True):
+            self._answer(message, item, result)
+        for message in batch:
+            if message.kind != "order":
+                log.info("hand-off message for %s noted (robot hand-offs are handled by its sortie)",
+                         message.order_id)
+            message.ack()
+        self.received += len(orders)
+        if any(r.record is not None and not r.duplicate and not r.conflict and r.record.reason is None
+               for r in results):
+            self._on_accepted()
+
+    def _examine(self, raw: bytes) -> ReceiveItem:
+        order = None
+        try:
+            order = parse_order(raw)
+            return self._validator.validate(order, self._clock.now())
+        except OrderRejected as e:
+            return Rejection.of(e, order, order_id=None if order else _order_id_of(raw),
+                                payload=None if order else _object_of(raw))
+
+    def _answer(self, message: IntakeMessage, item: ReceiveItem, result: ReceiveResult) -> None:
+        """Answers that the event publisher does not give (it publishes every stored change)."""
+        record = result.record
+        now = self._clock.now()
+        try:
+            if record is None:  # no id to answer on
+                assert isinstance(item, Rejection)
+                self.rejected += 1
+                self._bus.publish_queued(self._bus.topics.orders_rejected,
+                                         RejectedMessage.of(message.payload, item.reason, item.detail, now))
+            elif result.conflict:
+                self.rejected += 1
+                self._bus.publish_queued(self._bus.topics.orders_rejected, RejectedMessage.of(
+                    message.payload, RejectReason.ID_CONFLICT,
+                    f"order id {record.order_id} is taken by an order with other content", now,
+                    {"order_id": record.order_id}))
+            elif result.duplicate:
+                self.duplicates += 1
+                self._bus.publish_queued(self._bus.topics.order_status(record.order_id), order_status(record),
+                                         retain=True)
+            elif record.state == "rejected":
+                self.rejected += 1
+            else:
+                self.accepted += 1
+        except BusError as e:  # a full outbox: the producer can ask again; the order itself is safe
+            log.warning("could not queue the answer to an order message: %s", e)
+
+
+def _object_of(raw: bytes) -> dict[str, Any] | None:
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _order_id_of(raw: bytes) -> str | None:
+    """The order id of a message that is not a valid order, if it has a usable one: then its
+    rejection is kept under that id and answered on its status topic."""
+    data = _object_of(raw)
+    order_id = data.get("order_id") if data else None
+    if not isinstance(order_id, str) or not 1 <= len(order_id) <= 64:
+        return None
+    try:
+        check_level(order_id, "order id")
+    except BusError:
+        return None
+    return order_id
+
+
+__all__ = ["Intake", "OrderStatus"]
