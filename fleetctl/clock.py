@@ -39,17 +39,23 @@ class WallClock:
 
 
 class ScaledClock:
-    """Simulated time running `speed_factor` times faster than the wall clock from `start`."""
+    """Simulated time running `speed_factor` times faster than the wall clock since `epoch`.
 
-    def __init__(self, speed_factor: float, start: datetime | None = None) -> None:
+    Simulated time is `epoch + (wall now - epoch) * speed_factor`: every process given the same epoch
+    (the moment the simulation started) reads the same time, and a restarted service carries on
+    where it was instead of starting simulated time over (default epoch: now)."""
+
+    def __init__(self, speed_factor: float, epoch: datetime | None = None) -> None:
         if not speed_factor > 0:
             raise ValueError(f"speed_factor must be > 0, got {speed_factor}")
         self.speed_factor = float(speed_factor)
-        self._start = start or datetime.now(UTC)
-        self._t0 = time.monotonic()
+        self.epoch = epoch or datetime.now(UTC)
+        if self.epoch.tzinfo is None:
+            raise ValueError("the epoch needs a time zone")
+        self._epoch_s = self.epoch.timestamp()
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed_factor)
+        return self.epoch + timedelta(seconds=(time.time() - self._epoch_s) * self.speed_factor)
 
     def wall_s(self, clock_s: float) -> float:
         return clock_s / self.speed_factor

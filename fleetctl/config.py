@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AwareDatetime, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,10 +39,15 @@ class ServiceSettings(BaseSettings):
     site_id: str | None = Field(default=None, description="the site's name on the bus and in orders "
                                 "(default: the site's own name)")
     store: str = "sqlite+aiosqlite:///fleetctl.db"
+    store_schema: str | None = Field(default=None, description="PostgreSQL: the schema of this site's tables "
+                                     "(sites sharing one database each keep their own)")
     broker: BrokerSettings = BrokerSettings()
     mavlink: str = "udpin://0.0.0.0:14550"
     speed_factor: float = Field(default=1.0, gt=0.0, description="the service clock's speed (a simulation's "
                                 "--speed); vehicles' own rates are measured")
+    sim_epoch: AwareDatetime | None = Field(default=None, description="with speed_factor != 1: the wall "
+                                            "instant the simulation started, so every process (and a "
+                                            "restarted service) reads the same simulated time")
     sysids: dict[str, int] = Field(default_factory=dict, description="vehicle id -> MAVLink system id, "
                                    "where it is not its place in the site's fleet list + 1")
     intake_batch: int = Field(default=200, ge=1, le=5000, description="orders stored per transaction, at most")

@@ -58,7 +58,8 @@ class Running:
 class Service:
     def __init__(self, settings: ServiceSettings, *, clock: Clock | None = None) -> None:
         self.settings = settings
-        self.clock = clock or (WallClock() if settings.speed_factor == 1.0 else ScaledClock(settings.speed_factor))
+        self.clock = clock or (WallClock() if settings.speed_factor == 1.0
+                               else ScaledClock(settings.speed_factor, settings.sim_epoch))
         self.running: Running | None = None
         self.ready = asyncio.Event()
 
@@ -69,7 +70,7 @@ class Service:
         site_id = settings.site_id or site.name
         validator = await asyncio.to_thread(OrderValidator, site, site_id=site_id)
         members = fleet_members(site, settings.sysids)
-        async with (Store.open(settings.store, clock=clock) as store,
+        async with (Store.open(settings.store, clock=clock, schema=settings.store_schema) as store,
                     Bus(settings.broker, site_id, intake=True) as bus,
                     MavsdkFleet(settings.mavlink, fleet_config=by_sysid(members.values())) as fleet,
                     asyncio.TaskGroup() as tasks):

@@ -17,7 +17,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from planner.vehicle_model import VehicleModel
 from sitl.errors import BadFaultSpec, SimError
@@ -169,30 +168,11 @@ def vehicle_specs(args: argparse.Namespace) -> list[VehicleSpec]:
             models = [drone if k == "quad" else robot for k in kinds]
     homes = _homes(args, site, len(kinds))
     if site is not None and n_quads is None and n_rovers is None and site.fleet:
-        homes = _fleet_homes(site)
+        from sitl.site_fleet import fleet_specs
+
+        return fleet_specs(site)
     return [VehicleSpec(k, *home, instance=i, model=m)  # type: ignore[arg-type]
             for i, (k, home, m) in enumerate(zip(kinds, homes, models, strict=True))]
-
-
-def _fleet_homes(site: Any) -> list[tuple[float, float, float]]:
-    """Each vehicle of the site's fleet on a pad of its own depot (pads in turn; once every pad of a
-    depot is taken, 5 m further east of it, and so on)."""
-    from planner.geo import offset_wgs84
-
-    taken: dict[str, int] = {}
-    out = []
-    for entry in site.fleet:
-        depot = site.depots[entry.depot]
-        spots = [(p.position.lat_deg, p.position.lon_deg, p.position.alt_amsl_m) for p in depot.pads] or [
-            (depot.position.lat_deg, depot.position.lon_deg, depot.position.alt_amsl_m)]
-        i = taken.get(entry.depot, 0)
-        taken[entry.depot] = i + 1
-        lat, lon, alt = spots[i % len(spots)]
-        ring = i // len(spots)
-        if ring:
-            lat, lon = offset_wgs84(lat, lon, 0.0, 5.0 * ring)
-        out.append((lat, lon, alt))
-    return out
 
 
 def _homes(args: argparse.Namespace, site: object | None, n: int) -> list[tuple[float, float, float]]:
