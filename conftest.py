@@ -47,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sitl", "simulator for tests marked `sitl`")
     group.addoption("--sitl", choices=("builtin", "px4"), default="builtin",
                     help="fly against the built-in simulator (default) or real PX4 SITL")
+    group.addoption("--soak", action="store_true", default=False,
+                    help="also run the long soak variants (marked `soak`; minutes each)")
     group.addoption("--px4-dir", default=os.environ.get("PX4_DIR") or None, metavar="PATH",
                     help="PX4-Autopilot checkout or build dir for --sitl px4 (default: $PX4_DIR)")
 
@@ -61,3 +63,12 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def sitl_options(pytestconfig: pytest.Config) -> SitlOptions:
     return SitlOptions.from_config(pytestconfig)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="a soak run: pass --soak to run it (its figures go into the closing note)")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,15 @@ BUILTIN_SPEED = 20.0
 
 def helsinki() -> Site:
     return load_site(SITE_DIR)
+
+
+def near_drop_point(site: Site, depot: str, kind: str, *, rank: int = 0, lo_m: float = 100.0,
+                    hi_m: float = 400.0) -> str:
+    """The `rank`-th nearest drop point to `depot` beyond `lo_m` that admits `kind` ("drone"/"robot")."""
+    xy = site.depots[depot].xy_m
+    near = sorted((math.dist(xy, d.xy_m), n) for n, d in site.drop_points.items()
+                  if (d.drone_ok if kind == "drone" else d.robot_ok) and lo_m <= math.dist(xy, d.xy_m) <= hi_m)
+    return near[rank][1]
 
 
 @dataclass

@@ -5,33 +5,24 @@ valid against the AsyncAPI document. Runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
-from service_harness import helsinki, producer, running_service, settings_for, site_sim
+from service_harness import helsinki, near_drop_point, producer, running_service, settings_for, site_sim
 from vehicles_harness import SitlChoice
 
 from fleetctl.bus.schema import validate_message
 from fleetctl.clock import ScaledClock
-from planner.site import Site
 
 pytestmark = [pytest.mark.sitl]
 SITE = helsinki()
 VEHICLES = ["quad-1", "quad-2", "robot-1"]  # at erottaja
 
 
-def near(site: Site, depot: str, kind: str, lo_m: float = 100.0, hi_m: float = 400.0) -> str:
-    """The drop point nearest to `depot` beyond `lo_m` that admits `kind` (the hand-off picks the kind)."""
-    xy = site.depots[depot].xy_m
-    return min((math.dist(xy, d.xy_m), n) for n, d in site.drop_points.items()
-               if (d.drone_ok if kind == "drone" else d.robot_ok) and lo_m <= math.dist(xy, d.xy_m) <= hi_m)[1]
-
-
 async def test_orders_are_delivered_and_every_message_is_answered(
         sitl_options: SitlChoice, tmp_path: Path, store_target: tuple[str | None, str | None]) -> None:
-    drone_only = near(SITE, "erottaja", "drone")  # with drone_release: only drones make it
-    robot_only = near(SITE, "erottaja", "robot")  # with a PIN hand-off: only robots
+    drone_only = near_drop_point(SITE, "erottaja", "drone")  # with drone_release: only drones make it
+    robot_only = near_drop_point(SITE, "erottaja", "robot")  # with a PIN hand-off: only robots
     async with site_sim(sitl_options, SITE, VEHICLES) as sim:
         store, schema = store_target
         settings = settings_for(tmp_path, sim, store=store, store_schema=schema)
