@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,11 +21,13 @@ from fleetctl.bus import Bus, IntakeMessage, RejectedMessage, check_level
 from fleetctl.bus.payloads import OrderStatus
 from fleetctl.clock import Clock
 from fleetctl.errors import BusError, OrderRejected
+from fleetctl.orders.model import ORDER_ID_PATTERN
 from fleetctl.orders.validate import MAX_PAYLOAD_BYTES, OrderValidator, RejectReason, parse_order
 from fleetctl.status import order_status
 from fleetctl.store import ReceiveItem, ReceiveResult, Rejection, Store
 
 log = logging.getLogger(__name__)
+_ORDER_ID = re.compile(ORDER_ID_PATTERN)
 
 
 class Intake:
@@ -126,17 +129,13 @@ def _object_of(raw: bytes) -> dict[str, Any] | None:
 
 
 def _order_id_of(raw: bytes) -> str | None:
-    """The order id of a message that is not a valid order, if it has a usable one: then its
+    """The order id of a message that is not a valid order, if it has a valid one: then its
     rejection is kept under that id and answered on its status topic."""
     data = _object_of(raw)
     order_id = data.get("order_id") if data else None
-    if not isinstance(order_id, str) or not 1 <= len(order_id) <= 64:
+    if not isinstance(order_id, str) or _ORDER_ID.fullmatch(order_id) is None:
         return None
-    try:
-        check_level(order_id, "order id")
-    except BusError:
-        return None
-    return order_id
+    return check_level(order_id, "order id")
 
 
 __all__ = ["Intake", "OrderStatus"]

@@ -19,7 +19,9 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-OrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+#: An order id: the idempotency key, and a level of the order's status topic.
+ORDER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+OrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)]
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
 

@@ -136,6 +136,13 @@ class Producer:
         data = payload if isinstance(payload, bytes | str) else json.dumps(payload)
         await self.client.publish(f"fleet/{self.site_id}/orders/new", data, qos=1)
 
+    async def publish_many(self, payloads: Sequence[bytes], *, window: int = 20) -> None:
+        """Publish with up to `window` QoS 1 messages awaiting their PUBACK at once (paho's in-flight
+        limit), in order within each window."""
+        topic = f"fleet/{self.site_id}/orders/new"
+        for i in range(0, len(payloads), window):
+            await asyncio.gather(*(self.client.publish(topic, raw, qos=1) for raw in payloads[i:i + window]))
+
     async def wait(self, predicate: Any, timeout_s: float, what: str) -> None:
         try:
             async with asyncio.timeout(timeout_s):
