@@ -5,6 +5,7 @@ is doing from the mission progress it reports (the seq of the drop point, of the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -64,10 +65,15 @@ class SortiePlan:
 
     @classmethod
     def from_json(cls, text: str) -> SortiePlan:
-        data: dict[str, Any] = json.loads(text)
-        data["out_wgs84"] = tuple(tuple(p) for p in data["out_wgs84"])
-        data["back_wgs84"] = tuple(tuple(p) for p in data["back_wgs84"])
-        return cls(**data)
+        return cls.from_json_dict(json.loads(text))
+
+    @classmethod
+    def from_json_dict(cls, data: Mapping[str, Any]) -> SortiePlan:
+        """From `dataclasses.asdict(plan)` as a JSON column gives it back (lists for tuples)."""
+        fields = dict(data)
+        fields["out_wgs84"] = tuple((float(p[0]), float(p[1])) for p in fields["out_wgs84"])
+        fields["back_wgs84"] = tuple((float(p[0]), float(p[1])) for p in fields["back_wgs84"])
+        return cls(**fields)
 
 
 def mission(plan: SortiePlan) -> tuple[list[MissionItem], SortiePlan]:

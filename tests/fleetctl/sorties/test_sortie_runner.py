@@ -64,11 +64,12 @@ async def test_a_quad_and_a_rover_each_deliver_and_come_home(sitl_options: SitlC
 
         results = await asyncio.gather(*(runner.run() for runner, _, _ in runs))
         assert results == [SortiePhase.DONE, SortiePhase.DONE]
-        for _runner, recorder, drop in runs:
+        for _runner, recorder, _drop in runs:
             states = [s for s, _, _ in recorder.steps]
             assert states == [S.LOADING, S.IN_TRANSIT, S.DELIVERING, S.DELIVERED]
             proof = recorder.steps[-1][2]
-            assert proof is not None and proof["within_radius"], proof
+            assert proof is not None
+            assert proof["within_radius"], proof
             assert [p for p, _ in recorder.phases][-2:] == [SortiePhase.LANDED, SortiePhase.DONE]
         for vehicle in env.vehicles:
             assert not vehicle.state.armed
