@@ -168,8 +168,10 @@ class Producer:
 
 
 @contextlib.asynccontextmanager
-async def producer(site_id: str, clock: ScaledClock) -> AsyncIterator[Producer]:
-    async with aiomqtt.Client("127.0.0.1", 1883, identifier=f"producer-{uuid.uuid4().hex[:8]}") as client:
+async def producer(site_id: str, clock: ScaledClock, *, port: int = 1883, username: str | None = None,
+                   password: str | None = None) -> AsyncIterator[Producer]:
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"producer-{uuid.uuid4().hex[:8]}",
+                              username=username, password=password) as client:
         await client.subscribe(f"fleet/{site_id}/#", qos=1)
         p = Producer(site_id, clock, client)
         listener = asyncio.create_task(p._listen(), name="producer-listener")
