@@ -101,6 +101,8 @@ async def test_sigkill_at_random_moments_loses_nothing(sitl_options: SitlChoice,
                             await proc.wait()
                     except TimeoutError:
                         proc.kill()
+                        raise AssertionError("SIGTERM did not stop the service within 15 s") from None
+                    assert proc.returncode == 0, f"exit {proc.returncode} after SIGTERM"
         async with Store.open(settings.store) as store:
             orders = {o.order_id: o for o in await store.list_orders(limit=100_000)}
             assert sorted(orders) == sorted(published), "every order published was received, and nothing else"
