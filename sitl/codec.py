@@ -21,8 +21,6 @@ from typing import Any
 _REV_TABLE = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
 _HEADER = struct.Struct("<BBBBBBBHB")
 _CRC = struct.Struct("<H")
-_ID_TAIL = struct.Struct("<BBHB")
-_SINGLE_BYTES = tuple(bytes((b,)) for b in range(256))
 _STX_V2 = 0xFD
 
 
@@ -30,25 +28,6 @@ def x25_crc(data: bytes) -> int:
     """CRC-16/MCRF4XX of `data` (the MAVLink checksum), computed in C."""
     rev = binascii.crc_hqx(data.translate(_REV_TABLE), 0xFFFF)
     return (_REV_TABLE[rev & 0xFF] << 8) | _REV_TABLE[rev >> 8]
-
-
-def _x25_crc_linear(data: bytes) -> int:
-    """The linear part of the MAVLink CRC (initial register 0 instead of 0xFFFF)."""
-    rev = binascii.crc_hqx(data.translate(_REV_TABLE), 0)
-    return (_REV_TABLE[rev & 0xFF] << 8) | _REV_TABLE[rev >> 8]
-
-
-@functools.lru_cache(maxsize=512)
-def _seq_crc_table(bytes_after_seq: int) -> tuple[int, ...]:
-    """CRC contribution of each seq value when `bytes_after_seq` bytes follow it."""
-    zeros = bytes(bytes_after_seq)
-    return tuple(_x25_crc_linear(bytes((seq,)) + zeros) for seq in range(256))
-
-
-@functools.lru_cache(maxsize=1)
-def _crc_bytes() -> tuple[bytes, ...]:
-    """Little-endian 2-byte encodings of every CRC value (built once, ~2 MB)."""
-    return tuple(_CRC.pack(v) for v in range(65536))
 
 
 @dataclass(frozen=True)
@@ -123,30 +102,6 @@ class Encoder:
         self.seq = (self.seq + 1) & 0xFF
         body = header[1:] + payload
         return header[:1] + body + _CRC.pack(x25_crc(body + bytes((spec.crc_extra,))))
-
-    def pack_many(self, spec: MessageSpec, values: Sequence[Any], count: int) -> list[bytes]:
-        """`count` packets of the same message with consecutive seqs.
-
-        Only the seq byte differs between them. The CRC is affine in the data bits, so
-        crc(seq) = crc(seq=0) XOR L(seq), with L a table that depends only on how many bytes follow
-        the seq byte: one CRC per message, then a table lookup per copy.
-        """
-        payload = spec.packer.pack(*spec.to_wire(values)).rstrip(b"\x00") or b"\x00"
-        msg_id = spec.msg_id
-        head = bytes((_STX_V2, len(payload), 0, 0))
-        tail = _ID_TAIL.pack(self.sysid, self.compid, msg_id & 0xFFFF, msg_id >> 16) + payload
-        base = x25_crc(head[1:] + b"\x00" + tail + bytes((spec.crc_extra,)))
-        linear = _seq_crc_table(len(tail) + 1)
-        single = _SINGLE_BYTES
-        crc_bytes = _crc_bytes()
-        join = b"".join
-        out = []
-        seq = self.seq
-        for _ in range(count):
-            out.append(join((head, single[seq], tail, crc_bytes[base ^ linear[seq]])))
-            seq = (seq + 1) & 0xFF
-        self.seq = seq
-        return out
 
     def pack_message(self, msg: Any) -> bytes:
         """Pack a pymavlink message object (for rare messages where convenience beats speed)."""

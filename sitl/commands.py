@@ -4,7 +4,8 @@
 - DO_SET_MODE: two ACCEPTED ACKs for every known main mode, even when the mode is not taken
   (e.g. Offboard without a setpoint stream, see `sitl.offboard`).
 - DO_GRIPPER: IN_PROGRESS (progress 255), then the final ACK ~1.04 s later (FAILED when jammed).
-- MISSION_START: DENIED + "Mission start denied! No valid mission" without a feasible mission;
+- MISSION_START: DENIED + "Mission start denied! No valid mission" without a feasible mission,
+  or before PX4's navigator has checked a new one (see `sitl.navigator.MISSION_CHECK_DELAY_S`);
   disarmed with one, PX4 arms itself ("Armed by mission start").
 - Arming refused: TEMPORARILY_REJECTED with the reason as STATUSTEXT.
 - DO_PAUSE_CONTINUE, DO_SET_MISSION_CURRENT, DO_FENCE_ENABLE, NAV_LOITER_UNLIM and unknown

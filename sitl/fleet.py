@@ -1,42 +1,49 @@
-"""SimFleet: N simulated vehicles on one asyncio loop, one scheduler tick for all of them.
+"""SimFleet: N simulated vehicles on one asyncio loop, stepped together in fixed steps.
 
-Time: simulated time runs `speed_factor` times faster than the loop's clock. Every tick steps
-the vectorised physics of the whole fleet, then each vehicle's logic, then its due streams. If
-the host cannot keep up, a tick advances at most `MAX_LAG_TICKS` ticks' worth of sim time, so
-the simulation slows down (as PX4's lockstep SIH does) instead of losing fidelity; `stats()`
-reports the achieved factor. Mission-protocol retries of vehicles in a transfer are driven by a
-second, faster timer so they keep PX4's 0.25 s (sim) cadence at any speed factor.
+Time: simulated time is a count of fixed steps of `STEP_S` (10 ms; PX4's SIH uses 4 ms). Every
+step integrates the vectorised physics of the whole fleet, then runs each vehicle's logic, then
+sends the streams due at that instant, each built from that step's state. The speed factor only
+sets how fast the steps are paced against the wall clock (`sitl.pacing`), so a flight is the same
+at 1x and at 20x. When the host cannot keep up, simulated time runs slower than requested, never
+coarser: the fleet counts `lag_events` and `behind_s` and logs a warning. Between batches of steps
+the loop reads the sockets, so commands and mission-protocol replies are handled between steps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
 from sitl.errors import BadVehicleSpec, PortsUnavailable
+from sitl.pacing import Pacer
 from sitl.physics import Physics
 from sitl.streams import StreamProfile
 from sitl.telemetry import stream_messages
 from sitl.vehicle import SimPorts, SimVehicle, VehicleSpec
 
-MAX_LAG_TICKS = 3.0
-PHYSICS_DT_S = 0.02  # 50 Hz sim
-MAX_PHYSICS_STEPS_PER_TICK = 8
-PROTOCOL_TICK_SIM_S = 0.05  # MissionProtocol.tick at >= 20 Hz sim
+# 10 ms: flights agree with 2 ms steps within 5 cm (tests/sitl/test_sim_determinism.py), while at
+# 20x PX4's 4 ms step would cost half a core in physics alone.
+STEP_S = 0.01
+# Longest run of steps between two reads of the sockets: well under the mission protocol's 0.25 s
+# (simulated) retry even at 20x, so a client's reply is read before the vehicle gives up on it.
+BATCH_WALL_S = 0.004
 
 
 @dataclass(frozen=True)
 class FleetStats:
+    """`ticks`: steps computed; `behind_s`/`lag_events`: see `SimFleet.behind_s`."""
+
     sim_time_s: float
     wall_time_s: float
     cpu_time_s: float
     ticks: int
     achieved_speed: float
+    behind_s: float = 0.0
+    lag_events: int = 0
 
 
 class SimFleet:
@@ -49,7 +56,7 @@ class SimFleet:
         ports: SimPorts | None = None,
         speed_factor: float = 1.0,
         stream_profile: StreamProfile = "px4",
-        tick_hz: float = 50.0,
+        step_s: float = STEP_S,
         seed: int = 0,
         datalink_timeout_s: float | None = 10.0,
     ) -> None:
@@ -57,17 +64,18 @@ class SimFleet:
         A GCS that heartbeats at 1 Hz wall time needs it >= speed_factor + a margin."""
         if not speed_factor > 0:
             raise ValueError(f"speed_factor must be > 0, got {speed_factor}")
+        if not 0 < step_s <= 0.05:
+            raise ValueError(f"step_s must be in (0, 0.05] s, got {step_s}")
         if stream_profile not in ("px4", "gcs"):
             raise ValueError(f"stream_profile must be 'px4' or 'gcs', not {stream_profile!r}")
         self.ports = ports or SimPorts()
         self.speed_factor = float(speed_factor)
         self.stream_profile: StreamProfile = stream_profile
-        self.tick_s = 1.0 / tick_hz
+        self.step_s = float(step_s)
         self.physics = Physics()
+        self._steps = 0
         self._sim_s = 0.0
-        self._wall_at_sim = 0.0
-        self._ticks = 0
-        self._in_tick = False
+        self._pacer: Pacer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stack: contextlib.AsyncExitStack | None = None
         self._started_wall = 0.0
@@ -97,13 +105,22 @@ class SimFleet:
 
     # --- clock --------------------------------------------------------------------------------
     def now_s(self) -> float:
-        """Simulated seconds since the fleet started (advances between ticks too)."""
-        if not self._tasks or self._in_tick:
-            # Inside a tick everything happens at the tick's instant: what the tick decides and
-            # what it stamps on messages must agree, whatever the tick's own CPU time.
-            return self._sim_s
-        ahead = (time.monotonic() - self._wall_at_sim) * self.speed_factor
-        return self._sim_s + min(max(ahead, 0.0), MAX_LAG_TICKS * self.tick_s * self.speed_factor)
+        """Simulated seconds since the fleet started: the time of the last step computed.
+
+        It stands still between steps: what happens between them (a command, a reply) happens at
+        the instant of the last step, as the messages stamped at that step say.
+        """
+        return self._sim_s
+
+    @property
+    def lag_events(self) -> int:
+        """How often the host could not keep up and simulated time fell behind the speed factor."""
+        return 0 if self._pacer is None else self._pacer.lag_events
+
+    @property
+    def behind_s(self) -> float:
+        """Simulated seconds lost against speed_factor x wall time because the host was too slow."""
+        return 0.0 if self._pacer is None else self._pacer.behind_s
 
     def vehicle(self, sysid: int) -> SimVehicle:
         for v in self.vehicles:
@@ -114,7 +131,8 @@ class SimFleet:
     def stats(self) -> FleetStats:
         wall = time.monotonic() - self._started_wall
         cpu = time.process_time() - self._started_cpu
-        return FleetStats(self._sim_s, wall, cpu, self._ticks, self._sim_s / wall if wall > 0 else 0.0)
+        return FleetStats(self._sim_s, wall, cpu, self._steps, self._sim_s / wall if wall > 0 else 0.0,
+                          self.behind_s, self.lag_events)
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> SimFleet:
@@ -127,17 +145,15 @@ class SimFleet:
         except BaseException:
             self._close_all()
             raise
-        self._wall_at_sim = time.monotonic()
-        self._started_wall = self._wall_at_sim
+        self._started_wall = time.monotonic()
         self._started_cpu = time.process_time()
+        self._pacer = Pacer(self.speed_factor, self.step_s, self._started_wall,
+                            name=f"simulator ({len(self.vehicles)} vehicles)")
         # A TaskGroup ties the timers to the caller: a crashing tick cancels the code inside
         # `async with`, and the crash is raised on the way out instead of being lost.
         self._stack = contextlib.AsyncExitStack()
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._tasks = [
-            group.create_task(self._run(), name="sitl-fleet-tick"),
-            group.create_task(self._protocol_timer(), name="sitl-fleet-protocol-timer"),
-        ]
+        self._tasks = [group.create_task(self._run(self._pacer), name="sitl-fleet-steps")]
         return self
 
     async def __aexit__(
@@ -156,7 +172,7 @@ class SimFleet:
                 try:
                     await stack.aclose()
                 except BaseExceptionGroup as group:
-                    # Our two timers are the group's only tasks: hand the caller the crash itself.
+                    # Our scheduler is the group's only task: hand the caller the crash itself.
                     crashes = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)]
                     if len(crashes) == 1:
                         raise crashes[0] from None
@@ -173,47 +189,34 @@ class SimFleet:
             v.close()
 
     # --- scheduler ------------------------------------------------------------------------------
-    async def _run(self) -> None:
-        next_wall = time.monotonic()
+    async def _run(self, pacer: Pacer) -> None:
+        clock = time.monotonic
         while True:
-            next_wall += self.tick_s
-            delay = next_wall - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                next_wall = time.monotonic()  # behind: do not try to catch up with a burst
-                await asyncio.sleep(0)
-            self._tick()
+            wall = clock()
+            owed = pacer.owed_steps(wall, self._sim_s)
+            if owed == 0:
+                await asyncio.sleep(pacer.wait_wall_s(wall, self._sim_s))
+                continue
+            deadline = wall + BATCH_WALL_S
+            for _ in range(owed):
+                self._step()
+                if clock() >= deadline:
+                    break
+            for v in self.vehicles:
+                v.flush_links()
+            # Behind or not, let the loop read the sockets before the next batch.
+            await asyncio.sleep(0)
 
-    def _tick(self) -> None:
-        wall = time.monotonic()
-        dt = min((wall - self._wall_at_sim) * self.speed_factor, MAX_LAG_TICKS * self.tick_s * self.speed_factor)
-        self._wall_at_sim = wall
-        if dt <= 0:
-            return
-        steps = min(MAX_PHYSICS_STEPS_PER_TICK, max(1, math.ceil(dt / PHYSICS_DT_S - 1e-9)))
-        sub = dt / steps
-        for _ in range(steps):
-            self.physics.step(sub)
-        self._sim_s += dt
-        now = self._sim_s
-        self._in_tick = True
-        try:
-            for v in self.vehicles:
-                v.tick(now)
-            for v in self.vehicles:
-                v.emit_streams(now)
-        finally:
-            self._in_tick = False
-        self._ticks += 1
-
-    async def _protocol_timer(self) -> None:
-        period = max(0.002, PROTOCOL_TICK_SIM_S / self.speed_factor)
-        while True:
-            await asyncio.sleep(period)
-            for v in self.vehicles:
-                if v.protocol.busy:
-                    v.protocol.tick()
+    def _step(self) -> None:
+        """One fixed step: physics, then every vehicle's logic, then the streams due now."""
+        self.physics.step(self.step_s)
+        self._steps += 1
+        # A product, not a running sum: stamps stay on the step grid however long the flight.
+        now = self._sim_s = self._steps * self.step_s
+        for v in self.vehicles:
+            v.tick(now)
+        for v in self.vehicles:
+            v.emit_streams(now)
 
 
 def _failed_port(ports: SimPorts, v: SimVehicle) -> int:

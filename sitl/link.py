@@ -1,6 +1,6 @@
 """One MAVLink link of a simulated vehicle: a UDP socket, like one PX4 `mavlink` instance.
 
-Outgoing packets are queued and flushed once per scheduler tick, packed several to a datagram
+Outgoing packets are queued and flushed once per batch of simulator steps, packed several to a datagram
 (as PX4 does: it fills a network buffer and sends it at the end of its update loop), which keeps
 the syscall count low. Incoming datagrams are decoded with pymavlink's `parse_buffer`.
 PX4 starts sending to its configured remote port and answers whoever talks to it; this link does
@@ -100,9 +100,6 @@ class Link(asyncio.DatagramProtocol):
 
     def queue(self, packet: bytes) -> None:
         self._out.append(packet)
-
-    def queue_many(self, packets: list[bytes]) -> None:
-        self._out.extend(packets)
 
     def send_now(self, packet: bytes) -> None:
         """Queue and flush at once: command ACKs and protocol replies should not wait for a tick."""

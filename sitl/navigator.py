@@ -12,6 +12,8 @@ Behaviour follows the captures of real PX4 (quad 10040, rover 10045):
   A rover drives home and disarms 2 s after arriving.
 - Land: descend where it is; disarm 2 s after touchdown.
 - A quad armed on the ground that does not take off disarms after COM_DISARM_PRFLT 10 s.
+- A new mission (or fence) is checked MISSION_CHECK_DELAY_S after the upload's ACK: until then the
+  mission is not valid (MISSION_START DENIED, MISSION_CURRENT state NO_MISSION), as in real PX4.
 """
 
 from __future__ import annotations
@@ -45,10 +47,29 @@ POSITION_ITEMS = frozenset({NAV_WAYPOINT, NAV_LOITER_UNLIM, NAV_LOITER_TIME, NAV
 FRAME_GLOBAL = 0
 FRAME_GLOBAL_INT = 5
 ROVER_ACC_RAD_M = 0.5  # where a rover's RTL counts as arrived
-ALT_ACC_RAD_M = 0.8
+ALT_ACC_RAD_M = 0.8  # NAV_MC_ALT_RAD: a take-off or waypoint altitude counts as reached this close
 REACHED_REPEATS = 10
-SPOOLUP_S = 1.0
+# A quad's auto take-off, as the four captured ones went (mission and NAV_TAKEOFF, two runs each):
+# landed_state TAKEOFF and "Takeoff detected" 1.84-2.06 s after arming (COM_SPOOLUP_TIME plus the land
+# detector), then PX4's take-off ramp (MPC_TKO_RAMP_T 3 s, from a sinking velocity setpoint) before it
+# climbs. The ramp is shortened to what, with sitl.physics' vertical acceleration, puts the climb where
+# the captures have it: 1.4-2.1 m at 7 s, 5.8-6.7 m at 10 s, 15.0-16.4 m at 15 s after arming.
+SPOOLUP_S = 1.85
+TAKEOFF_RAMP_S = 1.25  # from the end of the spool-up (or a later take-off request) to leaving the ground
+# Landing a quad that never really left the ground (the capture's Hold + LAND 2 s after a mission
+# start, 0.1 m up): PX4's land detector said "Landing detected" 3.9 s after the LAND command.
+GROUND_LANDING_DETECT_S = 3.9
 ROVER_TAKEOFF_DETECT_S = 0.5
+# PX4's Ackermann rover drives mission legs below its speed limit: 2.56 and 2.78 m/s on the captures'
+# 100 m east leg (run a, run b), where DO_REPOSITION and RTL ran at 3.0-3.1 m/s (RO_SPEED_LIM 3).
+ROVER_MISSION_SPEED_RATIO = 0.89
+# PX4 ACKs an upload before its navigator has checked the mission: MissionBase runs the feasibility
+# check once the geofence has (re)loaded and publishes mission_result, which commander and the
+# MISSION_CURRENT stream read. Both captures show that verdict 0.301 s after the MISSION_ACK (the
+# MISSION_CURRENT PX4 sends the moment mission_result changes: quad.tlog at 105.423 s, rover.tlog at
+# 102.345 s), and a MISSION_START 0.009 s after the ACK was DENIED ("No valid mission", the _b
+# profiles' mission.start_at_once_after_upload).
+MISSION_CHECK_DELAY_S = 0.3
 
 MISSION_NO_MISSION = 1
 MISSION_NOT_STARTED = 2
@@ -63,6 +84,7 @@ LANDED_LANDING = 4
 
 Point = tuple[float, float, float]
 _REACHED_SPEC = spec_for(mavlink2.MAVLink_mission_item_reached_message)
+_MISSION_CURRENT = "MISSION_CURRENT"
 
 
 class Navigator:
@@ -88,8 +110,12 @@ class Navigator:
         self._landing = False  # descending towards a touchdown we should detect
         self._mission_landing = False
         self._flew = False  # left the ground since arming
+        self._takeoff_request_s: float | None = None  # when a climb off the ground was first asked for
+        self._takeoff_reported = False  # "Takeoff detected" said since arming
+        self._ground_landing_at_s: float | None = None  # see GROUND_LANDING_DETECT_S
         self._disarm_at_s: float | None = None
         self._reached: tuple[int, int, float] | None = None  # seq, repeats left, next send
+        self._check_due_s: float | None = None  # when PX4's navigator has checked the new plan
         self.cruise_m_s = self._default_cruise()
 
     def _default_cruise(self) -> float:
@@ -105,11 +131,20 @@ class Navigator:
         return len(self.items) if self.items else 65535
 
     @property
+    def mission_checked(self) -> bool:
+        """False while the navigator has not yet checked the last uploaded mission or fence."""
+        return self._check_due_s is None or self.v.now_s() >= self._check_due_s
+
+    @property
     def mission_state(self) -> int:
-        if not self.items:
+        # PX4's mavlink_mission.cpp: `count == 0 || !mission_result.valid` -> NO_MISSION, so an
+        # unchecked or infeasible mission reports NO_MISSION with its item count as `total`.
+        if not self.items or not self.v.mission_valid():
             return MISSION_NO_MISSION
         if self.complete:
-            return MISSION_COMPLETE
+            # PX4 counts AUTO.TAKEOFF as a mission mode: after a completed mission, the quad's RTL
+            # capture (quad.tlog 192-209 s) reports ACTIVE for the whole NAV_TAKEOFF, then COMPLETE again.
+            return MISSION_ACTIVE if self.v.mode == Mode.TAKEOFF and self.v.armed else MISSION_COMPLETE
         if not self.started:
             return MISSION_NOT_STARTED
         if self.v.mode == Mode.MISSION and self.v.armed:
@@ -117,7 +152,12 @@ class Navigator:
         return MISSION_PAUSED
 
     # --- events from the vehicle ------------------------------------------------------------
+    def on_plan_changed(self) -> None:
+        """A new mission or fence was stored: the mission is not valid until the navigator checked it."""
+        self._check_due_s = self.v.now_s() + MISSION_CHECK_DELAY_S
+
     def on_mission_changed(self) -> None:
+        self.on_plan_changed()
         self.items = self.v.store.items(0)
         current = next((it.seq for it in self.items if it.current), 0)
         self.seq = current if current < len(self.items) else 0
@@ -148,6 +188,7 @@ class Navigator:
         v = self.v
         self._reposition = None
         self._landing = False
+        self._ground_landing_at_s = None
         self._mission_landing = False
         if new == Mode.TAKEOFF and self._takeoff_xy is None:
             e, n, _u = v.position_enu
@@ -171,6 +212,8 @@ class Navigator:
     def on_armed(self) -> None:
         v = self.v
         self._flew = False
+        self._takeoff_request_s = None
+        self._takeoff_reported = False
         self._disarm_at_s = None
         self._hold = self._braking_point()
         if not v.is_quad:
@@ -192,6 +235,8 @@ class Navigator:
     def on_disarmed(self) -> None:
         v = self.v
         self._disarm_at_s = None
+        self._takeoff_request_s = None
+        self._ground_landing_at_s = None
         self._landing = False
         v.landed_state = LANDED_ON_GROUND
         v.physics.powered[v.index] = False
@@ -311,7 +356,7 @@ class Navigator:
             if not v.is_quad:
                 return True
             self._fly(self._goal, climb_phase=True)
-            return u >= self._goal[2] - 0.5
+            return u >= self._goal[2] - ALT_ACC_RAD_M
         if cmd in POSITION_ITEMS:
             if self._phase == "climb":
                 self._fly(self._goal, climb_phase=True)
@@ -425,8 +470,11 @@ class Navigator:
             self._hold_position()
             return
         if not v.airborne and not self._landing:
-            self._hold_position()
-            return
+            if not (v.armed and v.landed_state in (LANDED_TAKEOFF, LANDED_IN_AIR)):
+                self._hold_position()
+                return
+            # The land detector believes it flies (a take-off that had barely begun): it lands here.
+            self._ground_landing_at_s = v.now_s() + GROUND_LANDING_DETECT_S
         self._landing = True
         v.landed_state = LANDED_LANDING
         hold = self._hold or v.position_enu
@@ -439,7 +487,7 @@ class Navigator:
             return
         x, y = self._takeoff_xy
         self._fly((x, y, self._takeoff_up), climb_phase=True)
-        if v.position_enu[2] >= self._takeoff_up - 0.3:
+        if v.position_enu[2] >= self._takeoff_up - ALT_ACC_RAD_M:
             v.set_mode(Mode.LOITER)
 
     # --- low level ------------------------------------------------------------------------------
@@ -467,23 +515,45 @@ class Navigator:
         self._fly((e, n, u))
 
     def _fly(self, goal: Point, *, climb_phase: bool = False, descent: bool = False) -> None:
-        """Set the physics target; `climb_phase` marks a take-off climb (landed_state TAKEOFF)."""
+        """Set the physics target; `climb_phase` marks a take-off climb (see `_take_off`)."""
         v = self.v
         p = v.physics
         i = v.index
-        if v.is_quad and not v.airborne and v.now_s() - v.armed_s < SPOOLUP_S:
-            goal = (goal[0], goal[1], 0.0)  # motors still spooling up: PX4 leaves the ground ~2 s after arming
-            climb_phase = False
+        if v.is_quad and not v.airborne:
+            goal = self._take_off(goal, climb_phase)
         p.target[i] = goal
         p.heading_hint[i] = math.nan
-        p.speed_xy[i] = self.cruise_m_s
+        rover_mission = not v.is_quad and v.mode == Mode.MISSION
+        p.speed_xy[i] = self.cruise_m_s * (ROVER_MISSION_SPEED_RATIO if rover_mission else 1.0)
         p.climb[i] = v.params.get("MPC_TKO_SPEED")
         slow_below_m = v.params.get("MPC_LAND_ALT2")
         landing_low = descent and v.position_enu[2] - v.home_enu[2] < slow_below_m
         p.descent[i] = v.params.get("MPC_LAND_SPEED" if landing_low else "MPC_Z_V_AUTO_DN")
-        climbing_off = climb_phase and v.is_quad and v.armed and goal[2] > v.position_enu[2] + 0.3
-        if climbing_off and v.landed_state in (LANDED_ON_GROUND, LANDED_TAKEOFF):
+
+    def _take_off(self, goal: Point, climb_phase: bool) -> Point:
+        """A quad on the ground asked to climb: spool-up, then (for a take-off climb) landed_state
+        TAKEOFF and "Takeoff detected", then PX4's take-off ramp (see SPOOLUP_S); until it lifts off,
+        `goal` is held at ground level."""
+        v = self.v
+        now = v.now_s()
+        wants_up = v.armed and goal[2] > v.position_enu[2] + 0.3
+        if wants_up and self._takeoff_request_s is None:
+            self._takeoff_request_s = now
+        if self._takeoff_request_s is None:
+            return (goal[0], goal[1], 0.0)
+        ready_s = max(v.armed_s + SPOOLUP_S, self._takeoff_request_s)
+        if now >= ready_s and wants_up and climb_phase and v.landed_state == LANDED_ON_GROUND:
             v.landed_state = LANDED_TAKEOFF
+            self._report_takeoff()
+        if now < ready_s + TAKEOFF_RAMP_S:
+            return (goal[0], goal[1], 0.0)
+        return goal
+
+    def _report_takeoff(self) -> None:
+        if not self._takeoff_reported:
+            self._takeoff_reported = True
+            self.v.statustext("Takeoff detected\t")
+            self.v.event("commander_takeoff_detected", events.INFO)
 
     def _detect_air(self, now: float) -> None:
         v = self.v
@@ -492,15 +562,18 @@ class Navigator:
         u = v.position_enu[2]
         if u > 0.1 and not self._flew:
             self._flew = True
-            v.statustext("Takeoff detected\t")
-            v.event("commander_takeoff_detected", events.INFO)
+            self._report_takeoff()  # lifted off without an auto take-off (e.g. Offboard)
         if v.landed_state == LANDED_TAKEOFF:
             target_up = float(v.physics.target[v.index][2])
             if u >= target_up - 0.5 and u > 0.3:
                 v.landed_state = LANDED_IN_AIR
         elif v.landed_state == LANDED_ON_GROUND and u > 0.3:
             v.landed_state = LANDED_IN_AIR
-        if self._landing and self._flew and u <= 0.01:
+        if self._ground_landing_at_s is not None and now >= self._ground_landing_at_s:
+            self._ground_landing_at_s = None
+            self._landing = False
+            self._touchdown()
+        elif self._landing and self._flew and u <= 0.01:
             self._landing = False
             self._touchdown()
         elif not self._flew and now - v.armed_s > v.params.get("COM_DISARM_PRFLT") and self._disarm_at_s is None:
@@ -522,10 +595,21 @@ class Navigator:
             return
         self._disarm_at_s = v.now_s() + v.params.get("COM_DISARM_LAND")
 
+    def _publish_check(self) -> None:
+        """PX4 sends MISSION_CURRENT at once when mission_result changes (both captures show one at the
+        verdict, between the 1 Hz ones), so a ground side waiting for the verdict hears it without delay."""
+        v = self.v
+        stream = v.messages.get(_MISSION_CURRENT)
+        if stream is not None:
+            v.send_all(stream.spec, stream.build(v.sample(v.now_s())))
+
     def tick(self, now: float) -> None:
         v = self.v
         p = v.physics
         p.powered[v.index] = v.armed
+        if self._check_due_s is not None and now >= self._check_due_s:
+            self._check_due_s = None
+            self._publish_check()
         self._send_reached(now)
         if not v.armed:
             p.target[v.index] = p.pos[v.index]

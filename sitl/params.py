@@ -2,8 +2,18 @@
 
 Only parameters the simulator acts on (or that clients commonly read) exist; the values are PX4's
 defaults for the SIH airframes. PX4 sets PARAM_ENCODE_BYTEWISE: an INT32 parameter travels as the
-four bytes of the integer inside PARAM_VALUE's float field. An unknown name is answered like PX4's
-parameter manager: no PARAM_VALUE, a STATUSTEXT "[pm] unknown param: NAME" where a GCS listens.
+four bytes of the integer inside PARAM_VALUE's float field.
+
+Refusals are answered like PX4's parameter manager (mavlink_parameters.cpp at the captures' commit
+02e73e3b6f; PARAM_SET of an unknown name is in the _b profiles, `commands.param_set_unknown`): a
+PARAM_ERROR (#345) to the sender and nothing else, no PARAM_VALUE and no STATUSTEXT:
+
+- PARAM_SET or PARAM_REQUEST_READ of an unknown name: the name, param_index -1, DOES_NOT_EXIST;
+- PARAM_REQUEST_READ of an index past the table: that index, an empty name, DOES_NOT_EXIST.
+
+Not modelled: PX4 also refuses a PARAM_SET whose param_type is neither INT32 nor REAL32
+(TYPE_UNSUPPORTED, 6) or is not the parameter's own type (TYPE_MISMATCH, 7); this table stores the
+value as the parameter's own type whatever param_type says.
 """
 
 from __future__ import annotations
@@ -20,7 +30,9 @@ from sitl.modes import VehicleKind
 
 TYPE_INT32 = 6
 TYPE_REAL32 = 9
+ERROR_DOES_NOT_EXIST = 1  # MAV_PARAM_ERROR_DOES_NOT_EXIST
 _PARAM_VALUE_SPEC = spec_for(mavlink2.MAVLink_param_value_message)
+_PARAM_ERROR_SPEC = spec_for(mavlink2.MAVLink_param_error_message)
 
 
 def default_params(kind: VehicleKind, sysid: int, datalink_timeout_s: float | None) -> dict[str, tuple[float, int]]:
@@ -70,13 +82,11 @@ class Params:
         table: dict[str, tuple[float, int]],
         *,
         sysid: int,
-        statustext: Callable[[str, int], None],
         on_change: Callable[[str, float], None] | None = None,
     ) -> None:
         self._values = dict(table)
         self._names = list(table)
         self.sysid = sysid
-        self._statustext = statustext
         self._on_change = on_change
 
     def get(self, name: str) -> float:
@@ -99,16 +109,17 @@ class Params:
             for name in self._names:
                 send(pack(_PARAM_VALUE_SPEC, self._value_fields(name)))
             return True
+        sender = (msg.get_srcSystem(), msg.get_srcComponent())
         if kind == "PARAM_REQUEST_READ" and msg.param_index >= 0:
             if msg.param_index < len(self._names):
                 send(pack(_PARAM_VALUE_SPEC, self._value_fields(self._names[msg.param_index])))
+            else:
+                send(pack(_PARAM_ERROR_SPEC, (*sender, b"", msg.param_index, ERROR_DOES_NOT_EXIST)))
             return True
         name = msg.param_id.rstrip("\x00")
         if name not in self._values:
-            # PX4 (mavlink_parameters.cpp): an unknown name in PARAM_SET gets an INFO text, in
-            # PARAM_REQUEST_READ nothing at all.
-            if kind == "PARAM_SET":
-                self._statustext(f"[pm] unknown param: {name}\t", 6)
+            # param_index -1 says "identified by name" (PX4 leaves the field uninitialised here).
+            send(pack(_PARAM_ERROR_SPEC, (*sender, name.encode(), -1, ERROR_DOES_NOT_EXIST)))
             return True
         if kind == "PARAM_SET":
             value = _from_wire(msg.param_value, self._values[name][1])

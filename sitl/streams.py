@@ -20,11 +20,15 @@ there is no "only while a peer is heard" shortcut (use the "gcs" profile to save
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
 from typing import Literal
 
 StreamProfile = Literal["px4", "gcs"]
 LinkMode = Literal["onboard", "normal"]
+
+# Due times are sums of float intervals; without a tolerance a stream due "at" a step would
+# slip to the next one by rounding and jitter.
+_EPS_S = 1e-6
 
 QUAD_ONLY = frozenset({"ATTITUDE_TARGET", "POSITION_TARGET_LOCAL_NED", "SERVO_OUTPUT_RAW"})
 
@@ -121,34 +125,42 @@ def default_rates(link_mode: LinkMode, profile: StreamProfile, is_quad: bool) ->
 
 
 class StreamSchedule:
-    """Due times of one link's streams in simulated time; `due(now)` says what to send and how often.
+    """Due times of one link's streams in simulated time; `due(now)` says which streams to send now.
 
-    A stream that fell more than one period behind (a slow tick) is sent once per missed period,
-    so the rate a client measures stays the configured one.
+    Called once per simulator step, with the vehicle's state at that step: each due stream is sent
+    once, built from that state. A stream asked for faster than the steps come (or one that fell
+    behind) is sent once per step, at a lower rate, never as copies of one state: a copy would claim
+    a state the vehicle was never in at that time, which real PX4 never sends.
     """
 
-    __slots__ = ("_defaults", "_interval", "_next")
+    __slots__ = ("_defaults", "_interval", "_next", "_soonest")
 
     def __init__(self, defaults: dict[str, float], now_s: float, phase_s: float = 0.0) -> None:
         self._defaults = {name: 1.0 / hz for name, hz in defaults.items() if hz > 0}
         self._interval: dict[str, float] = dict(self._defaults)
-        # Spread the first due times so not every stream of every vehicle fires in one tick.
+        # Spread the first due times so not every stream of every vehicle fires in one step.
         self._next: dict[str, float] = {
             name: now_s + phase_s % interval for name, interval in self._interval.items()
         }
+        self._soonest = min(self._next.values(), default=math.inf)
 
-    def due(self, now_s: float) -> Iterable[tuple[str, int]]:
+    def due(self, now_s: float) -> list[str]:
+        # Most steps send nothing on a slow link: answer those without walking every stream.
+        if now_s + _EPS_S < self._soonest:
+            return []
         out = []
         nxt = self._next
+        soonest = math.inf
         for name, interval in self._interval.items():
             t = nxt[name]
-            if t <= now_s:
-                count = int((now_s - t) / interval) + 1
-                t += count * interval
-                if t < now_s - interval:  # far behind (e.g. after a pause): do not burst
-                    t = now_s + interval
+            if t <= now_s + _EPS_S:
+                # Keep the stream on its own grid (a steady rate), skipping the periods it missed.
+                t += (math.floor((now_s + _EPS_S - t) / interval) + 1) * interval
                 nxt[name] = t
-                out.append((name, count))
+                out.append(name)
+            if t < soonest:
+                soonest = t
+        self._soonest = soonest
         return out
 
     def set_interval(self, name: str, interval_s: float | None, now_s: float) -> None:
@@ -165,6 +177,7 @@ class StreamSchedule:
         else:
             self._interval[name] = interval_s
         self._next[name] = now_s
+        self._soonest = min(self._soonest, now_s)
 
     def interval(self, name: str) -> float | None:
         return self._interval.get(name)

@@ -46,8 +46,13 @@ SEVERITY_CRITICAL = 2
 SEVERITY_WARNING = 4
 SEVERITY_INFO = 6
 STATUSTEXT_CHUNK = 50
+# PX4 streams STATUSTEXT at 20 Hz, one text per pass (mavlink_main.cpp, streams/STATUSTEXT.hpp): a
+# burst of texts comes 50 ms apart, as in the captures ("Landing detected", "Mission finished, landed",
+# "Disarmed by landing" at +0.00/+0.05/+0.10 s).
+STATUSTEXT_PERIOD_S = 0.05
 
 LANDED_ON_GROUND = 1
+_STANDARD_BY_MODE: dict[int, int] = {Mode.MISSION: 6, Mode.RTL: 5, Mode.LAND: 7, Mode.TAKEOFF: 8}
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,7 @@ class SimVehicle:
         self.landed_state = LANDED_ON_GROUND
         self.payload_released = False
         self._statustext_id = 0
+        self._statustext_free_s = 0.0  # when the STATUSTEXT stream can send the next text
         self._timers: list[tuple[float, Callable[[], None]]] = []
         self.links: list[Link] = []
         self.gcs_link: Link | None = None
@@ -173,7 +179,6 @@ class SimVehicle:
         self.params = Params(
             default_params(spec.kind, self.sysid, datalink_timeout_s),
             sysid=self.sysid,
-            statustext=self.statustext,
             on_change=self._on_param_changed,
         )
         self.navigator = Navigator(self)
@@ -325,7 +330,10 @@ class SimVehicle:
         return False
 
     def mission_valid(self) -> bool:
-        """PX4's feasibility verdict: a non-empty mission with no position item outside the fence."""
+        """PX4's feasibility verdict: a non-empty mission with no position item outside the fence
+        (False until the navigator has checked a new plan, see `Navigator.mission_checked`)."""
+        if not self.navigator.mission_checked:
+            return False
         home = self.home_lat_lon()
         key = (self.store.version(0), self.store.version(1), (round(home[0], 7), round(home[1], 7)))
         if key != self._valid_key:
@@ -354,7 +362,17 @@ class SimVehicle:
 
     # --- sending --------------------------------------------------------------------------------
     def statustext(self, text: str, severity: int = SEVERITY_INFO) -> None:
-        """STATUSTEXT to every link that heard a GCS heartbeat, in 50-char chunks sharing one id."""
+        """STATUSTEXT to every link that heard a GCS heartbeat, in 50-char chunks sharing one id; at
+        most one text per STATUSTEXT_PERIOD_S, later ones wait their turn."""
+        now = self.now_s()
+        due = max(now, self._statustext_free_s)
+        self._statustext_free_s = due + STATUSTEXT_PERIOD_S
+        if due > now:
+            self.schedule(due - now, lambda: self._send_statustext(text, severity))
+        else:
+            self._send_statustext(text, severity)
+
+    def _send_statustext(self, text: str, severity: int) -> None:
         targets = [link for link in self.links if link.has_gcs]
         if not targets:
             return
@@ -425,13 +443,15 @@ class SimVehicle:
     def _on_plan_changed(self, mission_type: int) -> None:
         if mission_type == 0:
             self.navigator.on_mission_changed()
+        elif mission_type == 1:  # PX4 re-checks the mission against a new fence
+            self.navigator.on_plan_changed()
 
     def _on_set_current(self, seq: int) -> None:
         self.navigator.set_current(seq)
 
     # --- the tick -------------------------------------------------------------------------------
     def tick(self, now_s: float) -> None:
-        """Advance logic by one scheduler tick (physics already stepped to `now_s`)."""
+        """Advance logic by one simulator step (physics already stepped to `now_s`)."""
         if self._timers:
             due = [t for t in self._timers if t[0] <= now_s]
             if due:
@@ -452,23 +472,28 @@ class SimVehicle:
         self.physics.charging[self.index] = on_pad and self.battery_fraction < 1.0
 
     def emit_streams(self, now_s: float) -> None:
+        """Queue the streams due at `now_s`, every one built from the state at `now_s`.
+
+        Called once per simulator step, so each message carries the state of its own instant;
+        `flush_links` sends what was queued.
+        """
         sample: Sample | None = None
         built: dict[str, Sequence[Any]] = {}
         for link in self.links:
             if link.blocked:
-                link.flush()
                 continue
-            for name, count in self._schedules[link.name].due(now_s):
+            for name in self._schedules[link.name].due(now_s):
                 sm = self.messages[name]
                 values = built.get(name)
                 if values is None:
                     if sample is None:
                         sample = self.sample(now_s)
                     values = built[name] = sm.build(sample)
-                if count == 1:
-                    link.queue(link.encoder.pack(sm.spec, values))
-                else:
-                    link.queue_many(link.encoder.pack_many(sm.spec, values, count))
+                link.queue(link.encoder.pack(sm.spec, values))
+
+    def flush_links(self) -> None:
+        """Send what the steps since the last flush queued, several packets to a datagram."""
+        for link in self.links:
             link.flush()
 
     def set_message_interval(self, link: Link, msg_id: int, interval_us: float) -> bool:
@@ -488,25 +513,27 @@ class SimVehicle:
     def sample(self, now_s: float) -> Sample:
         p = self.physics
         i = self.index
-        e, n, u = (float(x) for x in p.pos[i])
-        ve, vn, vu = (float(x) for x in p.vel[i])
+        # tolist(): plain floats in one call, several times cheaper than converting element by element
+        # (this runs once per vehicle per step).
+        e, n, u = p.pos[i].tolist()
+        ve, vn, vu = p.vel[i].tolist()
         lat, lon = self.to_wgs84(e, n)
         frac = float(p.energy_wh[i] / p.capacity_wh[i])
         voltage = 13.2 + 3.0 * frac
         power = float(p.power_w[i])
         used_wh = float(p.capacity_wh[i] - p.energy_wh[i])
-        tgt = p.target[i]
+        tgt_e, tgt_n, tgt_u = p.target[i].tolist()
         nav = self.navigator
         he, hn, hu = self.home_enu
         hlat, hlon = self.to_wgs84(he, hn)
         speed = math.hypot(ve, vn)
         tilt = min(speed * 0.02, 0.3)
         yaw = float(p.yaw[i])
-        standard_by_mode: dict[int, int] = {Mode.MISSION: 6, Mode.RTL: 5, Mode.LAND: 7, Mode.TAKEOFF: 8}
-        standard = standard_by_mode.get(self.mode, 0)
+        standard = _STANDARD_BY_MODE.get(self.mode, 0)
         s = Sample(
-            time_boot_ms=int(now_s * 1000) & 0xFFFFFFFF,
-            time_usec=int(now_s * 1e6),
+            # Rounded: a step's time (k * 0.01) can fall a hair below the millisecond it is.
+            time_boot_ms=round(now_s * 1000) & 0xFFFFFFFF,
+            time_usec=round(now_s * 1e6),
             lat_e7=round(lat * 1e7),
             lon_e7=round(lon * 1e7),
             alt_amsl_m=self.origin_alt_m + u,
@@ -523,7 +550,8 @@ class SimVehicle:
             groundspeed_m_s=speed,
             battery_fraction=frac,
             voltage_v=voltage,
-            current_a=max(power, 0.0) / voltage if self.armed or power < 0 else 1.0,
+            # SIH has no current sensor: PX4 reports -1 A ("unknown") at rest; armed, the model's draw.
+            current_a=max(power, 0.0) / voltage if self.armed else -1.0,
             consumed_mah=used_wh / voltage * 1000.0,
             energy_j=used_wh * 3600.0,
             landed_state=self.landed_state,
@@ -541,13 +569,14 @@ class SimVehicle:
             home_north_m=hn,
             home_east_m=he,
             home_down_m=-hu,
-            target_north_m=float(tgt[1]),
-            target_east_m=float(tgt[0]),
-            target_down_m=-float(tgt[2]),
+            target_north_m=tgt_n,
+            target_east_m=tgt_e,
+            target_down_m=-tgt_u,
             mission_seq=nav.report_seq,
             mission_total=nav.report_total,
             mission_state=nav.mission_state,
-            mission_mode=1 if self.mode == Mode.MISSION else 2,
+            # PX4's MISSION_MODE_ACTIVE: nav_state Mission, Takeoff or Land (mavlink_mission.cpp).
+            mission_mode=1 if self.mode in (Mode.MISSION, Mode.TAKEOFF, Mode.LAND) else 2,
             sysid=self.sysid,
             event_sequence=self.events.current_sequence_values(),
         )

@@ -200,6 +200,14 @@ class MavClient(asyncio.DatagramProtocol):
                 item = items[msg.seq]
                 self.send(item)
 
+    async def mission_checked(self, target: int, count: int, timeout_s: float = 3.0) -> Any:
+        """Wait, after an upload, for the MISSION_CURRENT that counts `count` items in a state other than
+        NO_MISSION: PX4's navigator has checked the new mission and found it valid. PX4 ACKs an upload
+        before that check and DENIES a MISSION_START that comes first (see `sitl.navigator`)."""
+        return await self.wait_type(
+            "MISSION_CURRENT", timeout_s,
+            lambda m: m.get_srcSystem() == target and m.total == count and m.mission_state != 1)
+
 
 async def until(pred: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> None:
     """Poll a condition on the simulator's state (snapshots change without a message to wait for)."""

@@ -45,18 +45,6 @@ def test_packet_is_byte_identical_to_pymavlink(t: int, lat: int, lon: int, alt: 
     assert enc.seq == (seq + 1) % 256
 
 
-def test_pack_many_equals_repeated_pack() -> None:
-    spec = spec_for(mavlink2.MAVLink_attitude_message)
-    values = (1234, 0.1, -0.2, 3.0, 0.0, 0.0, 0.5)
-    a, b = Encoder(9), Encoder(9)
-    a.seq = b.seq = 250
-    many = a.pack_many(spec, values, 12)
-    assert many == [b.pack(spec, values) for _ in range(12)]
-    assert a.seq == b.seq == 6
-    mav = mavlink2.MAVLink(None)
-    assert len(mav.parse_buffer(b"".join(many))) == 12
-
-
 def test_arrays_and_strings_round_trip() -> None:
     enc = Encoder(7)
     mav = mavlink2.MAVLink(None)
@@ -113,17 +101,33 @@ def test_flush_packs_whole_packets_into_datagrams(sizes: list[int]) -> None:
     assert set(itertools.accumulate(len(d) for d in fake.datagrams)) <= boundaries
 
 
-def test_schedule_keeps_rates_over_coarse_ticks() -> None:
-    sched = StreamSchedule({"ATTITUDE": 100.0, "HEARTBEAT": 1.0, "BATTERY_STATUS": 0.5}, now_s=0.0)
+def _count_due(sched: StreamSchedule, step_s: float, until_s: float) -> dict[str, int]:
     counts: dict[str, int] = {}
-    t = 0.0
-    while t < 10.0 - 1e-9:
-        t += 0.4  # a 50 Hz wall tick at 20x
-        for name, n in sched.due(t):
-            counts[name] = counts.get(name, 0) + n
-    assert abs(counts["ATTITUDE"] - 1000) <= 2
+    steps = round(until_s / step_s)
+    for k in range(1, steps + 1):
+        for name in sched.due(k * step_s):  # the simulator's stamps: products, not running sums
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def test_schedule_keeps_rates_at_the_simulator_step() -> None:
+    sched = StreamSchedule({"ATTITUDE": 100.0, "GLOBAL_POSITION_INT": 50.0, "HEARTBEAT": 1.0,
+                            "BATTERY_STATUS": 0.5}, now_s=0.0, phase_s=0.007)
+    counts = _count_due(sched, 0.01, 10.0)
+    assert counts["ATTITUDE"] in (999, 1000)
+    assert counts["GLOBAL_POSITION_INT"] in (499, 500)
+    assert counts["HEARTBEAT"] == 10
+    assert counts["BATTERY_STATUS"] == 5
+
+
+def test_schedule_sends_once_per_step_never_copies() -> None:
+    # Steps coarser than a stream's interval (or a stream asked for faster than the steps come):
+    # one message per step, each from that step's state, so the rate drops instead.
+    sched = StreamSchedule({"ATTITUDE": 100.0, "HEARTBEAT": 1.0}, now_s=0.0)
+    counts = _count_due(sched, 0.4, 10.0)
+    assert counts["ATTITUDE"] == 25
     assert counts["HEARTBEAT"] in (10, 11)
-    assert counts["BATTERY_STATUS"] in (5, 6)
+    assert sched.due(10.0) == []  # nothing owed from the periods skipped
 
 
 def test_schedule_interval_override_and_restore() -> None:

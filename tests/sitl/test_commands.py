@@ -189,9 +189,19 @@ async def test_mission_start_arms_and_outside_fence_denied(sim_fleet_factory) ->
         assert await c.upload(1, fence, mission_type=1) == 0
         outside = offset_wgs84(lat, lon, 400, 0)
         assert await c.upload(1, [waypoint(0, *a, 0), waypoint(1, *outside, 0)]) == 0
+        await c.wait_text("Geofence violation for waypoint 2", 2)
+        cur = await c.wait_type("MISSION_CURRENT", 3)
+        assert (cur.total, cur.mission_state) == (2, 1)  # infeasible: NO_MISSION, with its count
         assert (await c.command_long(1, m.MAV_CMD_MISSION_START)).result == DENIED
         await c.wait_text("Mission start denied! No valid mission", 2)
+        # PX4 ACKs the upload before its navigator checked the mission: a MISSION_START at once is
+        # DENIED, and ACCEPTED once MISSION_CURRENT reports the mission checked.
+        mark = c.mark()
         assert await c.upload(1, [waypoint(0, *a, 0)]) == 0
+        assert (await c.command_long(1, m.MAV_CMD_MISSION_START)).result == DENIED
+        assert not fleet.vehicles[0].armed
+        await c.mission_checked(1, 1)
+        assert [x.mission_state for x in c.since(mark, "MISSION_CURRENT")][-1] == 2  # NOT_STARTED
         ack = await c.command_long(1, m.MAV_CMD_MISSION_START)
         assert ack.result == ACCEPTED
         await c.wait_text("Armed by mission start", 2)

@@ -279,6 +279,7 @@ async def test_mission_flight_events(sim_fleet_factory) -> None:
         lat, lon = offset_wgs84(HOME[0], HOME[1], 20, 0)
         items = [waypoint(0, 0, 0, 10, command=22), waypoint(1, lat, lon, 10), waypoint(2, lat, lon, 0, command=21)]
         assert await c.upload(1, items) == 0
+        await c.mission_checked(1, len(items))
         mark = c.mark()
         assert (await c.command_long(1, m.MAV_CMD_MISSION_START, [0, 2])).result == ACCEPTED
         await wait_event(c, DISARMED_BY, 60.0, mark)

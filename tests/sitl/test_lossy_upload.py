@@ -1,6 +1,6 @@
 """A mission upload over a link that drops 30 % of the packets both ways still completes.
 
-PX4 re-requests a missing item every 0.25 s; a ground station resends MISSION_COUNT when no
+PX4 re-requests a missing item every ~0.26 s; a ground station resends MISSION_COUNT when no
 request comes. Together they get every item across, as on a bad radio link.
 """
 

@@ -33,6 +33,7 @@ async def test_gripper_speed_delay_and_rtl_items(sim_fleet_factory) -> None:
         await c.connected()
         v = fleet.vehicles[0]
         assert await c.upload(1, items) == 0
+        await c.mission_checked(1, len(items))
         assert (await c.command_long(1, m.MAV_CMD_MISSION_START)).result == ACCEPTED
         await c.wait_type("MISSION_CURRENT", 20, lambda x: x.seq == 4)
         assert v.snapshot().payload_released
@@ -99,10 +100,23 @@ async def test_parameter_protocol(sim_fleet_factory) -> None:
         listed = c.since(mark, "PARAM_VALUE")
         assert len(listed) == listed[0].param_count
         assert {p.param_index for p in listed} == set(range(listed[0].param_count))
-        mark = c.mark()
-        c.send(m.MAVLink_param_set_message(1, 1, b"NO_SUCH_PARAM", 1.0, m.MAV_PARAM_TYPE_REAL32))
-        await c.wait_text("unknown param: NO_SUCH_PARAM", 2)
-        assert c.since(mark, "PARAM_VALUE") == []
+        # Refusals as PX4 (mavlink_parameters.cpp): PARAM_ERROR to the sender, no PARAM_VALUE, no text.
+        refusals = [
+            (m.MAVLink_param_set_message(1, 1, b"NO_SUCH_PARAM", 1.0, m.MAV_PARAM_TYPE_REAL32),
+             ("NO_SUCH_PARAM", -1, 1)),  # MAV_PARAM_ERROR_DOES_NOT_EXIST
+            (m.MAVLink_param_request_read_message(1, 1, b"NO_SUCH_PARAM", -1), ("NO_SUCH_PARAM", -1, 1)),
+            (m.MAVLink_param_request_read_message(1, 1, b"", 5000), ("", 5000, 1)),
+        ]
+        for request, (name, index, error) in refusals:
+            mark = c.mark()
+            c.send(request)
+            err = await c.wait_type("PARAM_ERROR", 2, since=mark)
+            assert (err.param_id, err.param_index, err.error) == (name, index, error)
+            assert (err.target_system, err.target_component) == (c.mav.srcSystem, c.mav.srcComponent)
+            await asyncio.sleep(0.1)
+            assert c.since(mark, "PARAM_VALUE") == []
+            assert c.since(mark, "STATUSTEXT") == []
+        assert fleet.vehicles[0].navigator.cruise_m_s == 8.0
 
 
 async def test_set_message_interval(sim_fleet_factory) -> None:

@@ -142,7 +142,8 @@ async def test_setpoint_loss_fails_safe_to_rtl_and_offboard_stays_selected(sim_f
             await asyncio.sleep(6.0 / speed)
             assert v.snapshot().rel_alt_m > 2.0
             mark = c.mark()
-        stopped_s = v.now_s()
+        # COM_OF_LOSS_T counts from the last setpoint received, up to one 5 Hz period before the stop.
+        stopped_s = v.offboard.setpoint.received_s
         hb = await c.heartbeat_of(1, lambda h: h.custom_mode == Mode.RTL, 5.0)
         assert hb is not None
         assert 1.0 <= v.now_s() - stopped_s < 3.5  # COM_OF_LOSS_T 1 s, then the next 1 Hz HEARTBEAT

@@ -46,6 +46,7 @@ async def test_quad_mission_flown_to_auto_disarm(sim_fleet_factory) -> None:
         await c.connected()
         v = fleet.vehicles[0]
         assert await c.upload(1, items) == 0
+        await c.mission_checked(1, len(items))
         assert (await c.command_long(1, m.MAV_CMD_COMPONENT_ARM_DISARM, [1])).result == ACCEPTED
         t0 = fleet.now_s()
         mark = c.mark()
@@ -83,6 +84,7 @@ async def test_rover_drive_ends_in_hold_armed(sim_fleet_factory) -> None:
         await c.connected()
         v = fleet.vehicles[0]
         assert await c.upload(1, [waypoint(0, *a, 0), waypoint(1, *b, 0)]) == 0
+        await c.mission_checked(1, 2)
         assert (await c.command_long(1, m.MAV_CMD_COMPONENT_ARM_DISARM, [1])).result == ACCEPTED
         ext = await c.wait_type("EXTENDED_SYS_STATE", 2, lambda x: x.landed_state == LANDED_IN_AIR)
         assert ext.landed_state == LANDED_IN_AIR  # a rover is "in air" whenever armed
@@ -178,6 +180,7 @@ async def test_pause_and_resume_mission(sim_fleet_factory) -> None:
         await c.connected()
         v = fleet.vehicles[0]
         assert await c.upload(1, items) == 0
+        await c.mission_checked(1, len(items))
         assert (await c.command_long(1, m.MAV_CMD_MISSION_START)).result == ACCEPTED
         await c.wait_type("MISSION_CURRENT", 15, lambda x: x.seq == 1 and x.mission_state == 3)
         await until(lambda: v.snapshot().groundspeed_m_s >= 4.0, 5)

@@ -109,8 +109,9 @@ async def test_int_and_float_parameters_keep_their_types(sitl_options: SitlChoic
             await drone.set_param("MPC_XY_CRUISE", math.inf)  # the simulator keeps non-finite values out
         assert not_taken.value.result == "VALUE_NOT_TAKEN"
         assert params.get("MPC_XY_CRUISE") == 5.0
-        with pytest.raises(CommandTimeout):
-            await drone.get_param("NO_SUCH_PARAM", timeout_s=3.0)  # PX4 leaves an unknown read unanswered
+        with pytest.raises(CommandRejected) as unknown:
+            await drone.get_param("NO_SUCH_PARAM", timeout_s=3.0)  # PX4 answers PARAM_ERROR at once
+        assert unknown.value.result == "UNKNOWN_PARAM"
         # no worker thread behind parameters (MAVSDK's own threads are native, not in this list)
         assert {t.ident for t in threading.enumerate()} <= threads_before
 
