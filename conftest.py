@@ -1,8 +1,13 @@
 """Suite-wide options (here at the repository root, so `python -m pytest --sitl px4` works with no
-path): which simulator the `sitl`-marked tests fly against.
+test path): which simulator the `sitl`-marked tests fly against.
 
-    pytest                                   # the built-in simulator (default)
-    pytest --sitl px4 --px4-dir ~/PX4-Autopilot   # real PX4 SITL (SIH); PX4_DIR works too
+    pytest                                        # the built-in simulator (default)
+    pytest --sitl px4 --px4-dir=~/PX4-Autopilot   # real PX4 SITL (SIH)
+    PX4_DIR=~/PX4-Autopilot pytest --sitl px4     # the same
+
+Give the PX4 path as `--px4-dir=PATH` (one word) or in PX4_DIR: pytest picks its rootdir (and so finds
+this file and pyproject.toml) before it knows our options, and a separate existing path outside the
+repository would be taken for a test path and move the rootdir out of it.
 
 Tests read the choice through the session fixture `sitl_options` (a `SitlOptions`: `.backend`,
 `.px4_dir`, `.px4_skip_reason()`). Several conftest.py files exist, so `import conftest` is ambiguous:
