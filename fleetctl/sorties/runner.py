@@ -15,7 +15,7 @@ import contextlib
 import enum
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -24,7 +24,7 @@ from fleetctl.clock import Clock
 from fleetctl.orders.lifecycle import OrderState
 from fleetctl.sorties.plan import SortiePlan, mission
 from vehicles.base import GeofenceItem, LandedState, MissionState, Vehicle, VehicleState
-from vehicles.errors import CommandTimeout, LinkLost, VehicleError
+from vehicles.errors import CommandTimeout, GeofenceUploadFailed, LinkLost, MissionUploadFailed, VehicleError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,13 @@ AT_RISK_AFTER_S = 5.0
 #: A release further than this from the drop point does not count as a proof of delivery.
 PROOF_RADIUS_M = 15.0
 _ABANDON_MODES = frozenset({"RTL", "LAND"})
+#: PX4 abandons a mission transfer 5 s after its last message (MAVLINK_MISSION_PROTOCOL_TIMEOUT_DEFAULT);
+#: an upload refused meanwhile is tried again after that (vehicle seconds), up to this many times.
+PX4_TRANSFER_TIMEOUT_S = 5.5
+UPLOAD_ATTEMPTS = 3
+#: Upload refusals that waiting will not cure: the content itself is wrong.
+_FINAL_UPLOAD_RESULTS = frozenset({"INVALID_ARGUMENT", "TOO_MANY_MISSION_ITEMS", "UNSUPPORTED",
+                                   "INT_MESSAGES_NOT_SUPPORTED", "MISSION_TYPE_NOT_CONSISTENT"})
 
 
 class SortiePhase(enum.StrEnum):
@@ -137,8 +144,8 @@ class SortieRunner:
         items, _ = mission(plan)
         try:
             await vehicle.wait_ready(timeout_s=30.0)
-            await vehicle.upload_geofence(self._fence)
-            await vehicle.upload_mission(items)
+            await self._transfer(lambda: vehicle.upload_geofence(self._fence))
+            await self._transfer(lambda: vehicle.upload_mission(items))
             await self._hooks.sortie_phase(plan, SortiePhase.STARTING)
             await vehicle.start_mission()
         except VehicleError as e:
@@ -148,6 +155,21 @@ class SortieRunner:
         eta = self._clock.now() + timedelta(seconds=plan.outbound_s)
         await self._hooks.sortie_phase(plan, SortiePhase.OUTBOUND)
         await self._hooks.order_step(plan, OrderState.IN_TRANSIT, eta=eta)
+
+    async def _transfer(self, upload: Callable[[], Awaitable[None]]) -> None:
+        """An upload, tried again after PX4's mission-protocol timeout when PX4 is still busy with an
+        earlier transfer (seen on real PX4 after a restarted service abandoned one mid-way: "WPM:
+        REJ. CMD: Busy" until PX4 gives the old one up, 5 s after its last message)."""
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            try:
+                await upload()
+                return
+            except (MissionUploadFailed, GeofenceUploadFailed) as e:
+                if attempt == UPLOAD_ATTEMPTS or e.result in _FINAL_UPLOAD_RESULTS:
+                    raise
+                log.info("sortie %s: upload refused (%s); again in %.0f s", self.plan.sortie_id, e,
+                         PX4_TRANSFER_TIMEOUT_S)
+                await self._clock.sleep(PX4_TRANSFER_TIMEOUT_S)
 
     async def _follow(self, phase: SortiePhase) -> SortiePhase:
         """Watch the vehicle fly our mission until it is home, from wherever it is now."""
