@@ -4,6 +4,7 @@ valid against the AsyncAPI document. Runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from vehicles_harness import SitlChoice
 
 from fleetctl.bus.schema import validate_message
 from fleetctl.clock import ScaledClock
+from fleetctl.orders.lifecycle import TRANSITIONS, OrderState
 
 pytestmark = [pytest.mark.sitl]
 SITE = helsinki()
@@ -43,21 +45,25 @@ async def test_orders_are_delivered_and_every_message_is_answered(
             reasons = sorted(r["reason"] for r in p.rejected)
             assert reasons == ["id_conflict", "malformed"]
             for order_id, vehicle_prefix in (("D-1", "quad-"), ("R-1", "robot-")):
-                lifecycle = ["accepted", "assigned", "loading", "in_transit", "delivering", "delivered"]
-                # the retained status is the current state (quick steps coalesce), always moving forward
-                seen = list(dict.fromkeys(p.history[order_id]))
-                assert seen == [s for s in lifecycle if s in seen]
+                # The retained status is the current state (quick steps coalesce); a vehicle that
+                # refuses (real PX4 under load may time an upload out) hands the order back to dispatch,
+                # so the path may loop back to accepted, but every step is one the lifecycle allows.
+                assert p.history[order_id][0] == "accepted"
+                assert p.history[order_id][-1] == "delivered"
                 final = p.status[order_id]
                 assert final["vehicle_id"].startswith(vehicle_prefix)
                 assert final["proof"]["within_radius"] is True
-                # the events carry every step, once
-                events = [e.kind for e in await service.store.order_events(order_id)]
-                assert events.count("order.id_conflict") == (1 if order_id == "D-1" else 0)  # logged, no change
-                assert [e for e in events if e != "order.id_conflict"] == \
-                    ["order.received", *(f"order.{s}" for s in lifecycle)]
+                events = [e.kind.removeprefix("order.") for e in await service.store.order_events(order_id)]
+                assert events.count("id_conflict") == (1 if order_id == "D-1" else 0)  # logged, no change
+                steps = [e for e in events if e != "id_conflict"]
+                assert steps[:2] == ["received", "accepted"]
+                assert steps.count("delivered") == 1
+                assert steps[-4:] == ["loading", "in_transit", "delivering", "delivered"]
+                for a, b in itertools.pairwise(steps[1:]):
+                    assert OrderState(b) in TRANSITIONS[OrderState(a)], (order_id, steps)
                 on_bus = [json.loads(m)["kind"] for t, m in p.seen
                           if t.endswith("/events") and json.loads(m)["entity_id"] == order_id]
-                assert on_bus == events
+                assert [k.removeprefix("order.") for k in on_bus] == events  # every event, in order
             counts = await service.store.count_by_state()
             assert counts["delivered"] == 2
         said = [(t, m) for t, m in p.seen if not t.endswith("/orders/new")]  # (the producer's own, some bad)
