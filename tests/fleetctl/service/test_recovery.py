@@ -78,7 +78,8 @@ async def test_sigkill_at_random_moments_loses_nothing(sitl_options: SitlChoice,
                 for trial in range(kills):
                     proc = await start_service(config, log_path)
                     await wait_started(p, trial + 1, proc, log_path)
-                    for _ in range(rng.randint(1, 3)):
+                    # real PX4 flies at a few x on 2 cores: fewer orders, or the fleet never catches up
+                    for _ in range(rng.randint(1, 3) if sim.backend == "builtin" else rng.randint(0, 1)):
                         order_id = f"K-{len(published)}"
                         drop, handoff = rng.choice(drops)
                         await p.publish(p.order(order_id, drop, handoff=handoff))
@@ -91,8 +92,9 @@ async def test_sigkill_at_random_moments_loses_nothing(sitl_options: SitlChoice,
                 proc = await start_service(config, log_path)
                 await wait_started(p, kills + 1, proc, log_path)
                 final = {"delivered", "rejected", "failed", "returned", "cancelled"}
+                # every order is a sortie of ~3 simulated minutes, five vehicles share them
                 await p.wait(lambda q: all(q.status.get(o, {}).get("state") in final for o in published),
-                             120.0 + 8.0 * len(published), "every order settled")
+                             120.0 + 60.0 * len(published) / sim.speed, "every order settled")
             finally:
                 if proc is not None and proc.returncode is None:
                     proc.send_signal(signal.SIGTERM)  # a clean stop this time
