@@ -15,7 +15,7 @@ from typing import Any
 
 from fleetctl.bus import Bus, Delivery, EventMessage
 from fleetctl.bus.payloads import EntityKind
-from fleetctl.errors import BusError, UnknownOrder
+from fleetctl.errors import BusError
 from fleetctl.status import order_status
 from fleetctl.store import EventRecord, Store
 
@@ -73,10 +73,11 @@ class EventPublisher:
                 data=dict(event.data))))
             if event.entity == "order" and isinstance(event.data.get("proof"), Mapping):
                 proofs[event.entity_id] = event.data["proof"]
-        for order_id in dict.fromkeys(e.entity_id for e in events if e.entity == "order" and e.entity_id):
-            try:
-                record = await self._store.get_order(order_id)
-            except UnknownOrder:
+        order_ids = list(dict.fromkeys(e.entity_id for e in events if e.entity == "order" and e.entity_id))
+        records = await self._store.get_orders(order_ids)  # one read for the batch, not one per order
+        for order_id in order_ids:
+            record = records.get(order_id)
+            if record is None:
                 continue  # an event about an id that never had a row (e.g. a conflict's)
             deliveries.append(self._bus.publish_queued(topics.order_status(order_id),
                                                        order_status(record, proof=proofs.get(order_id)),

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -84,6 +85,11 @@ _DISCONNECT_S: Final = 2.0
 # of connect_timeout_s, so that they, not our outer deadline, end a slow attempt: the executor thread
 # paho connects in cannot be cancelled, and must not finish after we have given up on it.
 _STEP_SHARE: Final = 0.3
+# No Nagle: paho leaves it on, and with it a small PUBLISH written while our last PUBACK is still
+# unacknowledged waits for the broker's delayed ACK (up to 40 ms on Linux); the service writes
+# PUBACKs and status messages back to back (bench/intake.py). The broker needs the same on its side
+# (Mosquitto: set_tcp_nodelay true).
+_SOCKET_OPTIONS: Final = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 @dataclass
@@ -387,6 +393,7 @@ class Bus:
             timeout=s.connect_timeout_s * _STEP_SHARE,
             tls_context=self._ssl,
             max_inflight_messages=s.max_inflight,
+            socket_options=_SOCKET_OPTIONS,
         )
         # aiomqtt warns above 10 concurrent publishes; up to max_inflight is what we ask for.
         client.pending_calls_threshold = s.max_inflight + 10

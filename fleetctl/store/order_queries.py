@@ -116,13 +116,20 @@ async def get(conn: AsyncConnection, order_id: str) -> OrderRecord:
     return order_record(row)
 
 
+async def get_many(conn: AsyncConnection, order_ids: Iterable[str]) -> dict[str, OrderRecord]:
+    """The orders of `order_ids` that exist, by id (ids without a row are left out)."""
+    return await _by_ids(conn, order_ids)
+
+
 async def select(conn: AsyncConnection, *, states: Collection[OrderState] | None, vehicle_id: str | None,
-                 since: datetime | None, limit: int) -> list[OrderRecord]:
+                 since: datetime | None, limit: int, window_closed_by: datetime | None = None) -> list[OrderRecord]:
     query = sa.select(orders)
     if states is not None:
         query = query.where(orders.c.state.in_([s.value for s in states]))
     if vehicle_id is not None:
         query = query.where(orders.c.vehicle_id == vehicle_id)
+    if window_closed_by is not None:
+        query = query.where(orders.c.window_latest <= window_closed_by)
     if since is not None:  # "what changed since": in the order it changed, so a poller can resume
         query = query.where(orders.c.updated_at >= since).order_by(orders.c.updated_at, orders.c.order_id)
     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -153,15 +153,22 @@ class Store:
         async with self._read() as conn:
             return await order_queries.get(conn, order_id)
 
+    async def get_orders(self, order_ids: Iterable[str]) -> dict[str, OrderRecord]:
+        """The orders of `order_ids` that exist, by id, in one read (one snapshot): a read per order
+        cost the event publisher more than intake itself (~0.6 ms of CPU each on SQLite)."""
+        async with self._read() as conn:
+            return await order_queries.get_many(conn, order_ids)
+
     async def list_orders(self, state: OrderState | Collection[OrderState] | None = None, *,
                           vehicle_id: str | None = None, since: datetime | None = None,
-                          limit: int = 1000) -> list[OrderRecord]:
-        """Orders in `state` (one or several), on `vehicle_id`, changed at or after `since`: oldest
-        first by creation time, or by change time when `since` is given."""
+                          window_closed_by: datetime | None = None, limit: int = 1000) -> list[OrderRecord]:
+        """Orders in `state` (one or several), on `vehicle_id`, changed at or after `since`, whose
+        delivery window ended at or before `window_closed_by`: oldest first by creation time, or by
+        change time when `since` is given."""
         states = [state] if isinstance(state, OrderState) else state
         async with self._read() as conn:
             return await order_queries.select(conn, states=states, vehicle_id=vehicle_id, since=_utc(since),
-                                              limit=limit)
+                                              window_closed_by=_utc(window_closed_by), limit=limit)
 
     async def order_events(self, order_id: str) -> list[EventRecord]:
         async with self._read() as conn:
