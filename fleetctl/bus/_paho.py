@@ -9,7 +9,7 @@ client, before it connects (a persistent session may deliver queued orders right
 
 While we are in there: paho's socket connect timeout is set below our own connect deadline (so the
 executor thread aiomqtt connects in always finishes before we give up), and the CONNACK's
-session-present flag, which aiomqtt drops, is recorded.
+session-present flag, which aiomqtt drops, and each PINGRESP (see `round_trip`) are recorded.
 
 If an aiomqtt upgrade renames `_client`, `prepare` raises BusError at the first connect instead of
 silently acknowledging early; tests/fleetctl/bus cover both the manual acknowledgement and the
@@ -18,11 +18,13 @@ redelivery of what was not acknowledged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -34,6 +36,7 @@ class ConnackInfo:
     """What the broker's CONNACK said beyond accepted/refused."""
 
     session_present: bool | None = None
+    pong: asyncio.Event = field(default_factory=asyncio.Event)  # set by each PINGRESP
 
 
 def paho_client(client: aiomqtt.Client) -> paho.Client:
@@ -60,6 +63,13 @@ def prepare(client: aiomqtt.Client, *, socket_timeout_s: float) -> ConnackInfo:
             aiomqtt_on_connect(c, userdata, flags, reason_code, properties)
 
     inner.on_connect = on_connect
+    handle_pingresp = inner._handle_pingresp
+
+    def on_pingresp() -> MQTTErrorCode:
+        info.pong.set()
+        return handle_pingresp()
+
+    inner._handle_pingresp = on_pingresp  # type: ignore[method-assign]  # paho has no PINGRESP callback
     return info
 
 
@@ -67,6 +77,20 @@ def send_puback(client: aiomqtt.Client, mid: int, qos: int) -> bool:
     """Acknowledge one received message (PUBACK for QoS 1). False if paho could not queue it (the
     connection is gone: the broker will deliver the message again)."""
     return paho_client(client).ack(mid, qos) == paho.MQTT_ERR_SUCCESS
+
+
+async def round_trip(client: aiomqtt.Client, info: ConnackInfo) -> None:
+    """Send PINGREQ and wait for its PINGRESP (the caller bounds the wait).
+
+    Why, before a clean DISCONNECT: the broker handles a connection's packets in order, so the
+    PINGRESP proves it has read our PUBACKs. Without it, a close while the broker is slow to read can
+    lose them: paho closes the socket right after writing DISCONNECT, and if anything the broker sent
+    is still unread on our side, the kernel answers the close with a reset, which discards what the
+    broker had not read yet. The broker then delivers an order we had acknowledged a second time (seen
+    under CPU load in tests/fleetctl/bus/test_bus_client.py)."""
+    info.pong.clear()
+    if paho_client(client)._send_pingreq() == paho.MQTT_ERR_SUCCESS:
+        await info.pong.wait()
 
 
 def abandon(client: aiomqtt.Client) -> None:

@@ -350,7 +350,7 @@ class Bus:
         """One connection, from CONNECT until it breaks."""
         client = self._new_client()
         connack = _paho.prepare(client, socket_timeout_s=self.settings.connect_timeout_s * _STEP_SHARE)
-        async with self._opened(client):
+        async with self._opened(client, connack):
             # Known before anything is handed out: a persistent session delivers right after CONNACK.
             self._session_present = connack.session_present
             tracker = AckTracker(lambda mid, qos: _paho.send_puback(client, mid, qos))
@@ -400,7 +400,7 @@ class Bus:
         return client
 
     @contextlib.asynccontextmanager
-    async def _opened(self, client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
+    async def _opened(self, client: aiomqtt.Client, link: _paho.ConnackInfo) -> AsyncIterator[aiomqtt.Client]:
         try:
             await self._connect(client)
         except MqttConnectError as e:
@@ -417,7 +417,7 @@ class Bus:
         try:
             yield client
         finally:
-            await self._goodbye(client)
+            await self._goodbye(client, link if self._intake is not None else None)
 
     async def _connect(self, client: aiomqtt.Client) -> None:
         attempt = asyncio.get_running_loop().create_task(client.__aenter__(), name=f"bus-{self.client_id}-connect")
@@ -439,9 +439,14 @@ class Bus:
             raise
 
     @staticmethod
-    async def _goodbye(client: aiomqtt.Client) -> None:
-        # Say goodbye (DISCONNECT) if the link is still up; never hang on a dead one.
+    async def _goodbye(client: aiomqtt.Client, confirm: _paho.ConnackInfo | None = None) -> None:
+        # Say goodbye (DISCONNECT) if the link is still up; never hang on a dead one. With `confirm`
+        # (a connection that acknowledges intake), first make sure the broker has read our PUBACKs.
         with contextlib.suppress(*_LINK_ERRORS):
+            if confirm is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_DISCONNECT_S):
+                        await _paho.round_trip(client, confirm)
             async with asyncio.timeout(_DISCONNECT_S):
                 await client.__aexit__(None, None, None)
 
