@@ -162,6 +162,7 @@ def order_record(row: sa.Row[Any]) -> OrderRecord:
         window_earliest=m["window_earliest"], window_latest=m["window_latest"], vehicle_id=m["vehicle_id"],
         sortie_id=m["sortie_id"], eta=m["eta"], parcel_on_board=bool(m["parcel_on_board"]),
         attempts=int(m["attempts"]), created_at=m["created_at"], updated_at=m["updated_at"],
+        pinned_vehicle=m["pinned_vehicle"],
     )
 
 
@@ -239,3 +240,28 @@ def _rejected_data(item: Rejection) -> dict[str, Any]:
     if item.key is None and item.payload is not None:
         data["payload"] = dict(item.payload)
     return data
+
+
+async def set_etas(conn: AsyncConnection, etas: Mapping[str, datetime | None], now: datetime) -> list[NewEvent]:
+    """New ETAs for orders still waiting for a vehicle (dispatch's forecast); an order that moved on
+    meanwhile keeps its own (its sortie sets it)."""
+    events = []
+    for order_id, eta in etas.items():
+        done = await conn.execute(sa.update(orders).where(orders.c.order_id == order_id,
+                                                          orders.c.state == S.ACCEPTED.value)
+                                  .values(eta=eta, updated_at=now))
+        if done.rowcount == 1:
+            events.append(NewEvent("order", order_id, "order.eta", {"eta": utc_iso(eta) if eta else None}))
+    return events
+
+
+async def pin(conn: AsyncConnection, order_id: str, vehicle_id: str | None, now: datetime) -> tuple[OrderRecord, NewEvent]:
+    """Pin an order to a vehicle (None: unpin). Only an order no vehicle holds yet can be pinned."""
+    current = await get(conn, order_id)
+    if current.state not in (S.RECEIVED, S.ACCEPTED):
+        raise IllegalTransition(f"order {order_id}", current.state.value, "pinned")
+    await conn.execute(sa.update(orders).where(orders.c.order_id == order_id)
+                       .values(pinned_vehicle=vehicle_id, updated_at=now))
+    kind = "order.pinned" if vehicle_id is not None else "order.unpinned"
+    return replace(current, pinned_vehicle=vehicle_id, updated_at=now), NewEvent("order", order_id, kind,
+                                                                                 {"vehicle_id": vehicle_id})

@@ -55,6 +55,7 @@ class OrderRecord:
     attempts: int  # sorties assigned so far
     created_at: datetime
     updated_at: datetime
+    pinned_vehicle: str | None = None  # an operator's pin: dispatch gives it to no other vehicle
 
     @property
     def settled(self) -> bool:

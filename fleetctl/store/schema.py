@@ -89,6 +89,7 @@ orders = sa.Table(
     sa.Column("eta", UtcDateTime),
     sa.Column("parcel_on_board", sa.Boolean, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),  # sorties assigned to it so far
+    sa.Column("pinned_vehicle", sa.String(ID_LENGTH)),  # an operator's pin: dispatch uses no other vehicle
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index(None, "state"),

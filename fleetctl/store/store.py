@@ -149,6 +149,24 @@ class Store:
             await event_log.append(conn, now, [event])
         return record
 
+    async def set_etas(self, etas: Mapping[str, datetime | None]) -> int:
+        """Dispatch's forecast delivery times for orders waiting for a vehicle; logs `order.eta` for
+        each (so its status is published again). Returns how many were set."""
+        if not etas:
+            return 0
+        async with self._write() as (conn, now):
+            events = await order_queries.set_etas(conn, {k: _utc(v) for k, v in etas.items()}, now)
+            await event_log.append(conn, now, events)
+        return len(events)
+
+    async def pin_order(self, order_id: str, vehicle_id: str | None) -> OrderRecord:
+        """An operator's pin (None unpins); logs `order.pinned`/`order.unpinned`. IllegalTransition
+        once a vehicle holds the order; UnknownOrder if there is none."""
+        async with self._write() as (conn, now):
+            record, event = await order_queries.pin(conn, order_id, vehicle_id, now)
+            await event_log.append(conn, now, [event])
+        return record
+
     async def get_order(self, order_id: str) -> OrderRecord:
         async with self._read() as conn:
             return await order_queries.get(conn, order_id)

@@ -30,7 +30,7 @@ async def _tables(store: Store) -> set[str]:
 async def test_an_empty_database_is_migrated_to_the_head(target: Target) -> None:
     head = load_scripts().get_current_head()
     async with target.open() as store:
-        assert await store.schema_revision() == head == "0001"
+        assert await store.schema_revision() == head == "0002"
         assert await _tables(store) == TABLES
 
 
@@ -39,7 +39,7 @@ async def test_reopening_is_idempotent_and_keeps_the_data(target: Target) -> Non
         await accept_orders(store, "A-1")
     for _ in range(2):
         async with target.open() as store:
-            assert await store.schema_revision() == "0001"
+            assert await store.schema_revision() == "0002"
             assert (await store.get_order("A-1")).order_id == "A-1"
             assert len(await store.events_after(0)) == 2
 

@@ -136,3 +136,21 @@ async def test_times_must_be_aware(store: Store) -> None:
     assert record.eta is not None
     assert stored.eta is not None
     assert record.eta.tzinfo == stored.eta.tzinfo == UTC
+
+
+async def test_dispatch_etas_and_operator_pins_are_stored_and_logged(store: Store) -> None:
+    await accept_orders(store, "E-1", "E-2")
+    eta = datetime(2026, 12, 4, 12, 30, tzinfo=UTC)
+    await store.transition("E-2", S.ASSIGNED, vehicle_id="v", sortie_id="s")
+    assert await store.set_etas({"E-1": eta, "E-2": eta}) == 1  # E-2's sortie owns its ETA now
+    assert (await store.get_order("E-1")).eta == eta
+    assert (await store.get_order("E-2")).eta is None
+    pinned = await store.pin_order("E-1", "quad-3")
+    assert pinned.pinned_vehicle == "quad-3" == (await store.get_order("E-1")).pinned_vehicle
+    assert (await store.pin_order("E-1", None)).pinned_vehicle is None
+    with pytest.raises(IllegalTransition):
+        await store.pin_order("E-2", "quad-3")
+    with pytest.raises(UnknownOrder):
+        await store.pin_order("nope", "quad-3")
+    kinds = [e.kind for e in await store.order_events("E-1")]
+    assert kinds[-3:] == ["order.eta", "order.pinned", "order.unpinned"]
