@@ -10,10 +10,13 @@
      ├── PayloadTooHeavy            a parcel is heavier than the vehicle model may carry
      ├── WindLimitExceeded          the wind is above the vehicle's limit or stops it making headway
      ├── OsmImportError             an OSM extract could not be turned into a site (names the source)
-     └── UnknownZone                no no-fly zone has the given id
+     ├── UnknownZone                no no-fly zone has the given id
+     └── NoConflictFreeSlot         no cruise layer or departure keeps a drone clear of the others
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class PlanningError(Exception):
@@ -102,3 +105,16 @@ class PayloadTooHeavy(PlanningError):
         self.payload_kg = payload_kg
         self.max_payload_kg = max_payload_kg
         super().__init__(f"payload {payload_kg:g} kg exceeds {model!r} limit of {max_payload_kg:g} kg")
+
+
+class NoConflictFreeSlot(PlanningError):
+    """No cruise layer and no departure within `max_delay_s` of `depart_s` is free of conflicts."""
+
+    def __init__(self, depart_s: float, max_delay_s: float, layers_m: Sequence[float]) -> None:
+        self.depart_s = depart_s
+        self.max_delay_s = max_delay_s
+        self.layers_m = tuple(layers_m)
+        shown = ", ".join(f"{layer:g}" for layer in self.layers_m)
+        super().__init__(
+            f"no conflict-free slot on layers [{shown}] m departing within {max_delay_s:g} s of {depart_s:.1f}"
+        )
