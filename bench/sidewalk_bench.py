@@ -13,6 +13,17 @@ at p50 is the peer (marked in the table):
     edge lengths; its goal, cost and heuristic are Python callables, as rustworkx takes them).
 Our call returns length and path. Lengths must agree to 1e-9 relative, else the bench exits 1;
 timings are printed, never asserted.
+
+A second table is one depot to many drop points (`--fanout 200` targets, 0: skip): `--fanout` x
+`route()` against one `routes_from()` (routes) and one `lengths_from()` (lengths only), both a
+single scipy Dijkstra plus the snapping and walks of `route()`, and against rustworkx's
+single-source calls (all lengths / all paths from the origin's node; node to node, no snapping).
+Targets are random nodes of the largest component moved by up to 2 m (so there are walks), the
+origin likewise. `--site PATH` runs that table on a site's sidewalks instead: from its first depot
+to its first `--fanout` drop points. Every routes_from / lengths_from length must equal route()'s
+to 1e-6 m and rustworkx's network lengths to 1e-9 relative, else exit 1.
+
+    python bench/sidewalk_bench.py --skip-pairs --site sitl/worlds/helsinki
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from planner.errors import NoRoute
 from planner.sidewalk import SidewalkGraph
 
 LENGTH_TOL = 1e-9  # relative
@@ -90,13 +102,137 @@ def rustworkx_calls(
     ]
 
 
+def rx_graphs(ours: SidewalkGraph) -> tuple[rx.PyGraph, rx.PyDiGraph]:
+    us: list[int] = ours.edges[:, 0].tolist()
+    vs: list[int] = ours.edges[:, 1].tolist()
+    ws: list[float] = ours.lengths.tolist()
+    graph = rx.PyGraph(multigraph=False, node_count_hint=ours.n_nodes, edge_count_hint=ours.n_edges)
+    graph.add_nodes_from(range(ours.n_nodes))
+    graph.add_edges_from(list(zip(us, vs, ws, strict=True)))
+    digraph = rx.PyDiGraph(multigraph=False, node_count_hint=ours.n_nodes, edge_count_hint=2 * ours.n_edges)
+    digraph.add_nodes_from(range(ours.n_nodes))
+    digraph.add_edges_from(list(zip(us + vs, vs + us, ws + ws, strict=True)))
+    return graph, digraph
+
+
+def fanout(
+    console: Console, title: str, ours: SidewalkGraph, origin: tuple[float, float],
+    targets: list[tuple[float, float]], repeats: int,
+) -> bool:
+    """One origin to many targets: route() per target vs routes_from / lengths_from vs rustworkx's
+    single-source Dijkstra. Prints a table; returns whether every length agreed."""
+    graph, digraph = rx_graphs(ours)
+    ours.component_of(0)  # the search structure, built lazily, outside the timings
+
+    def each_route() -> list[float]:
+        out = []
+        for t in targets:
+            try:
+                out.append(ours.route(origin, t).length_m)
+            except NoRoute:
+                out.append(math.inf)
+        return out
+
+    s_node = ours.snap(origin).node_id
+    calls: list[tuple[str, Callable[[], object]]] = [
+        (f"planner {len(targets)} x route()", each_route),
+        ("planner routes_from() (routes)", lambda: ours.routes_from(origin, targets)),
+        ("planner lengths_from() (lengths)", lambda: ours.lengths_from(origin, targets)),
+        ("rustworkx graph_dijkstra_shortest_path_lengths (all)",
+         lambda: rx.graph_dijkstra_shortest_path_lengths(graph, s_node, float)),
+        ("rustworkx digraph_dijkstra_shortest_path_lengths (all)",
+         lambda: rx.digraph_dijkstra_shortest_path_lengths(digraph, s_node, float)),
+        ("rustworkx dijkstra_shortest_paths (all paths)",
+         lambda: rx.dijkstra_shortest_paths(graph, s_node, weight_fn=float)),
+        ("rustworkx digraph_dijkstra_shortest_paths (all paths)",
+         lambda: rx.digraph_dijkstra_shortest_paths(digraph, s_node, weight_fn=float)),
+    ]
+    times: dict[str, list[float]] = {label: [] for label, _ in calls}
+    answers: dict[str, object] = {}
+    for round_ in range(repeats + 1):  # interleaved; the first round warms up and is not counted
+        for label, call in calls:
+            a = time.perf_counter()
+            answers[label] = call()
+            if round_:
+                times[label].append(time.perf_counter() - a)
+
+    single = np.asarray(answers[calls[0][0]], dtype=np.float64)
+    routes = answers[calls[1][0]]
+    assert isinstance(routes, list)
+    many = np.array([math.inf if r is None else r.length_m for r in routes])
+    lengths = np.asarray(answers[calls[2][0]], dtype=np.float64)
+    reached = np.isfinite(single)
+    same = bool(np.array_equal(reached, np.isfinite(many)) and np.array_equal(reached, np.isfinite(lengths)))
+    diff = float(max(np.abs(many[reached] - single[reached]).max(initial=0.0),
+                     np.abs(lengths[reached] - single[reached]).max(initial=0.0)))
+    same = same and diff <= 1e-6
+    rx_lengths = answers[calls[3][0]]
+    rx_diff = 0.0
+    for r in routes:  # rustworkx's node-to-node lengths vs ours (from the origin's own node only)
+        if r is not None and r.node_ids[0] == s_node:
+            goal = r.node_ids[-1]
+            other = 0.0 if goal == s_node else float(rx_lengths[goal])  # type: ignore[index]
+            rx_diff = max(rx_diff, abs(other - r.network_length_m) / max(other, 1e-300))
+    same = same and rx_diff <= LENGTH_TOL
+
+    ref = float(np.median(times[calls[0][0]]))
+    table = Table(title=f"{title}: one origin, {len(targets)} targets ({int(reached.sum())} reachable), "
+                        f"median of {repeats}")
+    for col in ("", "ms", "vs route() loop"):
+        table.add_column(col, justify="right" if col else "left")
+    for label, _ in calls:
+        med = float(np.median(times[label]))
+        table.add_row(label, f"{med * 1e3:.2f}", f"{med / ref:.3f}x")
+    console.print(table)
+    best_rx = min((label for label, _ in calls[3:]), key=lambda label: float(np.median(times[label])))
+    rx_ms = float(np.median(times[best_rx])) * 1e3
+    console.print(
+        f"route() loop / fastest rustworkx: {ref * 1e3 / rx_ms:.1f}x; routes_from / fastest rustworkx: "
+        f"{float(np.median(times[calls[1][0]])) * 1e3 / rx_ms:.2f}x; lengths_from / fastest rustworkx: "
+        f"{float(np.median(times[calls[2][0]])) * 1e3 / rx_ms:.2f}x. "
+        f"Lengths agree (1e-6 m with route(), {LENGTH_TOL:g} rel. with rustworkx): "
+        f"[{'green' if same else 'red'}]{same}[/] (worst {diff:.1e} m, {rx_diff:.1e} rel.)"
+    )
+    return same
+
+
+def grid_fanout(console: Console, ours: SidewalkGraph, members: list[int], n: int, seed: int,
+                repeats: int) -> bool:
+    rng = np.random.default_rng(seed + 2)
+    picks = rng.choice(members, n + 1, replace=False)
+    pts = ours.node_xy[picks] + rng.uniform(-2.0, 2.0, (n + 1, 2))
+    origin = (float(pts[0, 0]), float(pts[0, 1]))
+    targets = [(float(x), float(y)) for x, y in pts[1:].tolist()]
+    return fanout(console, f"grid {ours.n_nodes:,} nodes", ours, origin, targets, repeats)
+
+
+def site_fanout(console: Console, folder: Path, n: int, repeats: int) -> bool:
+    from planner.site import load_site
+
+    site = load_site(folder)
+    depot = next(iter(site.depots.values()))
+    targets = [d.xy_m for d in list(site.drop_points.values())[:n]]
+    g = site.sidewalks
+    title = f"site {site.name} ({g.n_nodes:,} nodes), depot {depot.name}"
+    return fanout(console, title, g, depot.xy_m, targets, repeats)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=316)
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--fanout", type=int, default=200, help="targets of the one-to-many table (0: skip)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed rounds of the one-to-many table")
+    ap.add_argument("--site", type=Path, default=None, help="one-to-many on this site folder, not the grid")
+    ap.add_argument("--skip-pairs", action="store_true", help="only the one-to-many table")
     args = ap.parse_args(argv)
     console = Console(width=150)
+
+    if args.site is not None:
+        if args.fanout and not site_fanout(console, args.site, args.fanout, args.repeats):
+            raise SystemExit(1)
+        return
 
     xy, edges, lengths = make_grid(args.side, args.seed)
     console.print(f"graph: {len(xy):,} nodes, {len(edges):,} edges (seed {args.seed}); rustworkx {version('rustworkx')}")
@@ -124,6 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     comp = np.array([ours.component_of(i) for i in range(0, len(xy), max(1, len(xy) // 2000))])
     big = int(np.bincount(comp).argmax())
     members = [i for i in range(len(xy)) if ours.component_of(i) == big]
+    if args.skip_pairs:
+        if args.fanout and not grid_fanout(console, ours, members, args.fanout, args.seed, args.repeats):
+            raise SystemExit(1)
+        return
     rng = np.random.default_rng(args.seed + 1)
     pairs = [tuple(int(v) for v in rng.choice(members, 2, replace=False)) for _ in range(args.queries)]
     weight = {(min(u, v), max(u, v)): w for u, v, w in zip(us, vs, ws, strict=True)}
@@ -184,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
         f"lengths identical to {LENGTH_TOL:g} relative (every call): [{'green' if same else 'red'}]{same}[/] "
         f"(worst {worst_rel:.1e}); p50 ratio planner / peer = {pct(times['ours'], 50) / ref:.2f}x (target <= 1.0x)"
     )
+    if args.fanout:
+        same = grid_fanout(console, ours, members, args.fanout, args.seed, args.repeats) and same
     if not same:
         raise SystemExit(1)
 

@@ -14,6 +14,10 @@ includes those two walks. The goal snaps to the nearest node *reachable* from th
 Shortest paths are exact (see `planner._graph` for the search, which runs in scipy's C Dijkstra:
 about 5-7 ms per query on a 100k-node grid, `bench/sidewalk_bench.py`).
 
+One depot to many drop points: `routes_from` / `lengths_from` give, for every target, what
+`route` gives (same snapping, walks, closures; lengths equal to 1e-9 relative) from ONE
+single-source Dijkstra over the open graph instead of one search per target.
+
 Closures (`close_edges_near`, `close_edges_in`, `close_edges`, `close_nodes`, `reopen_*`) change
 the graph in place; the search structure is rebuilt lazily on the next query. A graph is not
 safe to mutate from two threads; use `copy()` for a private scratch graph.
@@ -31,6 +35,7 @@ import numpy as np
 import shapely
 from numpy.typing import ArrayLike, NDArray
 from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from planner._graph import CsrGraph, FloatArray, IntArray, dedupe_edges
@@ -436,23 +441,212 @@ class SidewalkGraph:
             f"with walks of at most {limit:.1f} m onto and off the network"
         )
 
+    # ---- one to many ----------------------------------------------------------------------
+
+    def routes_from(
+        self,
+        origin_xy: ArrayLike,
+        targets_xy: Sequence[tuple[float, float]] | ArrayLike,
+        *,
+        max_walk_m: float | None = None,
+    ) -> list[SidewalkRoute | None]:
+        """`route(origin_xy, t, max_walk_m=...)` for every target `t`, from one single-source search.
+
+        Entry i is None exactly where `route(origin_xy, targets_xy[i])` raises NoRoute (no open
+        node within `max_walk_m` of the origin, or of the target in a component the origin
+        reaches; closures included): one unreachable drop point does not spoil the others. A
+        malformed point raises ValueError as `route` does. Snapping, the fallback to the origin's
+        next-nearest components and the walks are `route`'s, so each length equals `route`'s (to
+        rounding) and so do both ends; where two paths tie the node sequence may differ.
+        """
+        fan = self._fan(origin_xy, targets_xy, max_walk_m, paths=True)
+        out: list[SidewalkRoute | None] = [None] * len(fan.goals)
+        if not fan.index.size:
+            return out
+        assert fan.pred is not None
+        chains = _unwind_many(fan.pred, fan.g_node[fan.index])
+        for i, nodes in zip(fan.index.tolist(), chains, strict=True):
+            path = NetworkPath(float(fan.dist[fan.g_node[i]]), tuple(nodes.tolist()))
+            goal = (float(fan.goals[i, 0]), float(fan.goals[i, 1]))
+            out[i] = self._make_route(
+                fan.start, goal, float(fan.s_walk[i]), float(fan.g_walk[i]), path, nodes
+            )
+        return out
+
+    def lengths_from(
+        self,
+        origin_xy: ArrayLike,
+        targets_xy: Sequence[tuple[float, float]] | ArrayLike,
+        *,
+        max_walk_m: float | None = None,
+    ) -> FloatArray:
+        """`route(origin_xy, t).length_m` for every target, np.inf where `route` raises NoRoute;
+        one single-source search and no routes built (see `routes_from`)."""
+        fan = self._fan(origin_xy, targets_xy, max_walk_m, paths=False)
+        out = np.full(len(fan.goals), np.inf, dtype=np.float64)
+        i = fan.index
+        out[i] = fan.s_walk[i] + fan.dist[fan.g_node[i]] + fan.g_walk[i]  # summed in route()'s order
+        return out
+
+    def _fan(
+        self,
+        origin_xy: ArrayLike,
+        targets_xy: Sequence[tuple[float, float]] | ArrayLike,
+        max_walk_m: float | None,
+        *,
+        paths: bool,
+    ) -> _Fan:
+        """Snap the origin and every target as `route` does, then one Dijkstra from the origin's node(s)."""
+        limit = self.max_walk_m if max_walk_m is None else float(max_walk_m)
+        start = _as_xy(origin_xy, "origin_xy")
+        goals = np.array(targets_xy, dtype=np.float64)
+        if goals.size == 0:
+            goals = goals.reshape(0, 2)
+        if goals.ndim != 2 or goals.shape[1] != 2 or not np.all(np.isfinite(goals)):
+            raise ValueError(
+                f"targets_xy must be finite (x_m, y_m) pairs, got an array of shape {goals.shape}"
+            )
+        t = len(goals)
+        s_node = np.full(t, -1, dtype=np.int64)
+        g_node = np.full(t, -1, dtype=np.int64)
+        s_walk = np.full(t, np.nan, dtype=np.float64)
+        g_walk = np.full(t, np.nan, dtype=np.float64)
+        sources: list[int] = []
+        if t:
+            eligible = self._eligible()
+            component = self._search().component
+            start_mask = eligible.copy()
+            pending = np.arange(t)
+            for _ in range(8):  # as `route`: the origin's nearest components in turn, a few
+                s = self._nearest(start, start_mask, limit)
+                if s is None:
+                    break
+                comp = component[s.node_id]
+                node, walk = self._nearest_many(goals[pending], eligible & (component == comp), limit)
+                hit = node >= 0
+                if hit.any():
+                    rows = pending[hit]
+                    sources.append(s.node_id)
+                    s_node[rows] = s.node_id
+                    s_walk[rows] = s.walk_m
+                    g_node[rows] = node[hit]
+                    g_walk[rows] = walk[hit]
+                pending = pending[~hit]
+                if not pending.size:
+                    break
+                start_mask &= component != comp
+        index = np.flatnonzero(s_node >= 0)
+        if not sources:
+            return _Fan(start, goals, index, s_node, s_walk, g_node, g_walk, np.empty(0), None)
+        # The sources lie in different components, so one search labels every node with the
+        # distance from its own component's source.
+        found = dijkstra(
+            self._search().matrix, directed=True, indices=sources, min_only=True, return_predecessors=paths
+        )
+        dist, pred = (found[0], found[1]) if paths else (found, None)
+        return _Fan(start, goals, index, s_node, s_walk, g_node, g_walk, np.asarray(dist, np.float64), pred)
+
+    def _nearest_many(
+        self, points: FloatArray, mask: NDArray[np.bool_], max_walk_m: float
+    ) -> tuple[IntArray, FloatArray]:
+        """`_nearest` for each row of `points` as (node ids, walks), -1 and inf where none; one
+        batched tree query serves all but the points whose nearest nodes are all masked out."""
+        m = len(points)
+        node = np.full(m, -1, dtype=np.int64)
+        walk = np.full(m, np.inf, dtype=np.float64)
+        if self._tree is None or not m or not mask.any():
+            return node, walk
+        n = self.n_nodes
+        k = min(8, n)
+        bound = max_walk_m if math.isfinite(max_walk_m) else np.inf
+        dist, idx = self._tree.query(points, k=k, distance_upper_bound=bound * (1 + 1e-12) + 1e-12)
+        dist = np.asarray(dist, dtype=np.float64).reshape(m, k)
+        idx = np.asarray(idx, dtype=np.int64).reshape(m, k)
+        found = idx < n
+        ok = found & mask[np.minimum(idx, n - 1)]
+        any_ok = ok.any(axis=1)
+        rows = np.flatnonzero(any_ok)
+        first = np.argmax(ok[rows], axis=1)
+        node[rows] = idx[rows, first]
+        walk[rows] = dist[rows, first]
+        if k < n:  # the k nearest were all within the bound and all masked out: look further
+            for r in np.flatnonzero(~any_ok & found.all(axis=1)).tolist():
+                snap = self._nearest((float(points[r, 0]), float(points[r, 1])), mask, max_walk_m)
+                if snap is not None:
+                    node[r] = snap.node_id
+                    walk[r] = snap.walk_m
+        return node, walk
+
     def _assemble(
         self, start: tuple[float, float], goal: tuple[float, float], s: Snap, g: Snap
     ) -> SidewalkRoute:
         path = self.shortest_path(s.node_id, g.node_id)
-        pts = [np.array([start])] if s.walk_m > 0 else []
-        pts.append(self._node_xy[list(path.node_ids)])
-        if g.walk_m > 0:
-            pts.append(np.array([goal]))
-        points = np.concatenate(pts).astype(np.float64)
+        return self._make_route(start, goal, s.walk_m, g.walk_m, path)
+
+    def _make_route(
+        self,
+        start: tuple[float, float],
+        goal: tuple[float, float],
+        walk_start_m: float,
+        walk_goal_m: float,
+        path: NetworkPath,
+        nodes: IntArray | None = None,
+    ) -> SidewalkRoute:
+        """The route along `path` with the walks; `nodes` is `path.node_ids` as an array if at hand."""
+        ids = np.asarray(path.node_ids, dtype=np.int64) if nodes is None else nodes
+        lead = int(walk_start_m > 0)
+        points = np.empty((lead + len(ids) + int(walk_goal_m > 0), 2), dtype=np.float64)
+        if lead:
+            points[0] = start
+        points[lead : lead + len(ids)] = self._node_xy[ids]
+        if walk_goal_m > 0:
+            points[-1] = goal
         return SidewalkRoute(
             points=points,
-            length_m=s.walk_m + path.length_m + g.walk_m,
+            length_m=walk_start_m + path.length_m + walk_goal_m,
             network_length_m=path.length_m,
-            walk_start_m=s.walk_m,
-            walk_goal_m=g.walk_m,
+            walk_start_m=walk_start_m,
+            walk_goal_m=walk_goal_m,
             node_ids=path.node_ids,
         )
+
+
+@dataclass(frozen=True)
+class _Fan:
+    """Targets snapped as `route` snaps them, and one search from the origin's node(s).
+
+    Per target (-1 / nan where there is no route): the origin's node and walk, the target's
+    node and walk; `index` lists the targets with a route. `dist`/`pred` are per node.
+    """
+
+    start: tuple[float, float]
+    goals: FloatArray
+    index: IntArray
+    s_node: IntArray
+    s_walk: FloatArray
+    g_node: IntArray
+    g_walk: FloatArray
+    dist: FloatArray
+    pred: NDArray[np.int32] | None
+
+
+def _unwind_many(pred: NDArray[np.int32], ends: IntArray) -> list[IntArray]:
+    """Node ids from the search's source to each of `ends`, walking all predecessor chains in step
+    (one numpy operation per hop of the deepest chain, not one Python step per node)."""
+    n = len(pred)
+    step = np.empty(n + 1, dtype=np.int64)  # node -> predecessor; node n is "no predecessor"
+    step[:n] = pred
+    step[:n][pred < 0] = n  # scipy marks "no predecessor" with -9999
+    step[n] = n
+    chains = [ends.astype(np.int64)]
+    while True:
+        nxt = step[chains[-1]]
+        if bool((nxt == n).all()):
+            break
+        chains.append(nxt)
+    table = np.stack(chains)  # (hops, targets); a chain, once ended, stays n
+    depth = (table != n).sum(axis=0).tolist()
+    return [table[d - 1 :: -1, j] for j, d in enumerate(depth)]
 
 
 def _cluster(verts: FloatArray, snap_m: float) -> tuple[IntArray, FloatArray]:

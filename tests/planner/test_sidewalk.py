@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import networkx as nx  # type: ignore[import-untyped]
 import numpy as np
@@ -16,7 +17,8 @@ from scipy.sparse.csgraph import dijkstra
 
 from planner._graph import CsrGraph
 from planner.errors import NoRoute, PlanningError
-from planner.sidewalk import SidewalkGraph
+from planner.sidewalk import SidewalkGraph, SidewalkRoute
+from planner.site import load_site
 
 _Case = tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64] | None, float]
 
@@ -410,3 +412,133 @@ def test_no_route_is_a_planning_error() -> None:
     g = SidewalkGraph.from_lines([])
     with pytest.raises(PlanningError):
         g.route((0.0, 0.0), (1.0, 1.0))
+
+
+# ---- one to many: routes_from / lengths_from ----------------------------------------------------
+
+BUNDLED = Path(__file__).resolve().parents[2] / "sitl" / "worlds" / "helsinki"
+
+
+def _route_or_none(g: SidewalkGraph, a: tuple[float, float], b: tuple[float, float]) -> SidewalkRoute | None:
+    try:
+        return g.route(a, b)
+    except NoRoute:
+        return None
+
+
+def _assert_same_as_route(g: SidewalkGraph, origin: tuple[float, float], targets: list[tuple[float, float]]) -> int:
+    """routes_from / lengths_from agree with route() target by target; returns how many routes exist."""
+    many = g.routes_from(origin, targets)
+    lengths = g.lengths_from(origin, targets)
+    assert len(many) == len(targets) == len(lengths)
+    closed = {tuple(e) for e in g.edges[g.closed_edges].tolist()}
+    weight = {
+        (min(u, v), max(u, v)): w
+        for (u, v), w in zip(g.edges.tolist(), g.lengths.tolist(), strict=True)
+        if (u, v) not in closed  # a closed edge is no step of any path
+    }
+    shut = set(g.closed_nodes.tolist())
+    found = 0
+    for target, got, length in zip(targets, many, lengths.tolist(), strict=True):
+        ref = _route_or_none(g, origin, target)
+        if ref is None:
+            assert got is None
+            assert length == math.inf
+            continue
+        found += 1
+        assert got is not None
+        assert got.length_m == pytest.approx(ref.length_m, rel=1e-9, abs=1e-6)
+        assert length == pytest.approx(ref.length_m, rel=1e-9, abs=1e-6)
+        assert (got.walk_start_m, got.walk_goal_m) == (ref.walk_start_m, ref.walk_goal_m)
+        assert (got.node_ids[0], got.node_ids[-1]) == (ref.node_ids[0], ref.node_ids[-1])
+        np.testing.assert_array_equal(got.points[[0, -1]], ref.points[[0, -1]])
+        # the path is a real walk over open edges: its polyline is as long as the route says
+        assert float(np.sum(np.hypot(*np.diff(got.points, axis=0).T))) == pytest.approx(got.length_m, abs=1e-6)
+        assert not shut & set(got.node_ids)
+        hops = sum(weight[(min(a, b), max(a, b))] for a, b in itertools.pairwise(got.node_ids))
+        assert hops == pytest.approx(got.network_length_m, abs=1e-6)
+    return found
+
+
+def test_routes_from_equals_route_on_the_bundled_site() -> None:
+    site = load_site(BUNDLED)
+    g = site.sidewalks
+    targets = [d.xy_m for d in site.drop_points.values()]
+    rng = np.random.default_rng(5)
+    targets += [tuple(p) for p in rng.uniform(-1500.0, 1500.0, (60, 2)).tolist()]  # some off the network
+    for depot in site.depots.values():
+        found = _assert_same_as_route(g, depot.xy_m, targets)
+        assert found > 250
+
+
+def test_routes_from_honours_closures() -> None:
+    g = _ladder()
+    targets = [(100.0, 0.0), (100.0, 20.0), (50.0, 3.0), (-3.0, -4.0)]
+    g.close_edges_near((75.0, 0.0), 2.0)
+    got = g.routes_from((0.0, 0.0), targets)
+    assert got[0] is not None
+    assert got[0].length_m == pytest.approx(140.0)  # over the middle crossing and back
+    _assert_same_as_route(g, (0.0, 0.0), targets)
+    g.close_nodes([g.snap((100.0, 20.0)).node_id])  # the far corner: snaps elsewhere or not at all
+    _assert_same_as_route(g, (0.0, 0.0), targets)
+    g.close_edges_in(shapely.box(70.0, -5.0, 80.0, 25.0))  # both streets cut: the far end is cut off
+    lengths = g.lengths_from((0.0, 0.0), targets)
+    assert lengths[0] == math.inf  # no reachable node within the ladder's 30 m walk
+    assert lengths[2] == pytest.approx(50.0 + 3.0)
+    _assert_same_as_route(g, (0.0, 0.0), targets)
+
+
+def test_routes_from_unreachable_targets_are_none() -> None:
+    main = np.array([[0.0, 0.0], [100.0, 0.0]])
+    island = np.array([[300.0, 0.0], [400.0, 0.0]])
+    g = SidewalkGraph.from_lines([main, island], max_walk_m=10.0)
+    targets = [(100.0, 5.0), (350.0, 0.0), (5000.0, 0.0)]
+    got = g.routes_from((0.0, 0.0), targets)
+    assert got[0] is not None
+    assert got[0].length_m == pytest.approx(105.0)
+    assert got[1] is None  # another component, and too far to walk from this one
+    assert got[2] is None  # off the network
+    np.testing.assert_array_equal(g.lengths_from((0.0, 0.0), targets)[1:], [np.inf, np.inf])
+    # an origin off the network: nothing is reachable, as route() raises for every target
+    assert g.routes_from((0.0, 500.0), targets) == [None, None, None]
+    assert np.isinf(g.lengths_from((0.0, 500.0), targets)).all()
+    _assert_same_as_route(g, (0.0, 0.0), targets)
+
+
+def test_routes_from_falls_back_to_the_next_component_like_route() -> None:
+    main = np.array([[0.0, 5.0], [100.0, 5.0]])
+    stub = np.array([[0.0, 0.0], [1.0, 0.0]])  # nearest to the depot but leads nowhere
+    g = SidewalkGraph.from_lines([main, stub], max_walk_m=10.0)
+    targets = [(100.0, 5.0), (1.0, 1.0), (50.0, 5.0)]
+    got = g.routes_from((0.0, 0.5), targets)
+    assert got[0] is not None
+    assert got[0].length_m == pytest.approx(4.5 + 100.0)
+    assert got[1] is not None
+    assert got[1].node_ids[0] == g.snap((0.0, 0.0)).node_id  # the stub serves what it reaches
+    _assert_same_as_route(g, (0.0, 0.5), targets)
+
+
+def test_routes_from_input() -> None:
+    g = _ladder()
+    assert g.routes_from((0.0, 0.0), []) == []
+    assert g.lengths_from((0.0, 0.0), np.empty((0, 2))).shape == (0,)
+    with pytest.raises(ValueError, match="targets_xy"):
+        g.routes_from((0.0, 0.0), [(1.0, math.nan)])
+    with pytest.raises(ValueError, match="origin_xy"):
+        g.lengths_from((0.0, math.inf), [(1.0, 1.0)])
+    same = g.routes_from((0.0, 0.0), np.array([[0.0, 0.0], [0.0, 0.0]]))
+    assert [r.length_m if r else None for r in same] == [0.0, 0.0]
+    assert SidewalkGraph.from_lines([]).routes_from((0.0, 0.0), [(1.0, 1.0)]) == [None]
+
+
+@settings(max_examples=80, deadline=None)
+@given(side=st.integers(2, 8), seed=st.integers(0, 2**32 - 1), drop=st.floats(0.0, 0.5), closures=st.booleans())
+def test_routes_from_matches_route_on_random_grids(side: int, seed: int, drop: float, closures: bool) -> None:
+    g = _jittered_grid(side, seed, drop)
+    g.max_walk_m = 12.0  # small, so components and walks matter
+    rng = np.random.default_rng(seed)
+    if closures and g.n_edges:
+        g.close_edges(rng.choice(g.n_edges, size=max(1, g.n_edges // 8), replace=False))
+        g.close_nodes(rng.choice(g.n_nodes, size=max(1, g.n_nodes // 10), replace=False))
+    points = [tuple(p) for p in rng.uniform(-15.0, side * 10.0 + 5.0, (12, 2)).tolist()]
+    _assert_same_as_route(g, points[0], points[1:])
