@@ -39,8 +39,9 @@ def fleet_members(site: Site, sysids: Mapping[str, int] | None = None) -> dict[s
     return members
 
 
-def why_not_free(state: VehicleState | None, *, busy: bool, grounded: bool) -> str | None:
-    """None if the vehicle can take a sortie now, else why not (shown to the operator)."""
+def why_not_free(state: VehicleState | None, *, busy: bool, grounded: bool, check_battery: bool = True) -> str | None:
+    """None if the vehicle can take a sortie now, else why not (shown to the operator). Dispatch
+    passes `check_battery=False`: its solver charges a vehicle first when a trip needs it."""
     if grounded:
         return "grounded"
     if busy:
@@ -55,7 +56,7 @@ def why_not_free(state: VehicleState | None, *, busy: bool, grounded: bool) -> s
         return "no position yet"
     if not state.health.ok:
         return "pre-arm checks failing: " + ", ".join(state.health.failing)
-    if state.battery_percent is not None and state.battery_percent < MIN_DISPATCH_BATTERY_PERCENT:
+    if check_battery and state.battery_percent is not None and state.battery_percent < MIN_DISPATCH_BATTERY_PERCENT:
         return f"battery {state.battery_percent:.0f} %"
     return None
 

@@ -19,13 +19,14 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetctl.assigner import AssignmentRule
 from fleetctl.bus import Bus
 from fleetctl.clock import Clock, ScaledClock, WallClock
 from fleetctl.config import ServiceSettings
 from fleetctl.dispatch import Dispatcher
 from fleetctl.fleet_view import by_sysid, fleet_members
 from fleetctl.intake import Intake
-from fleetctl.nearest_rule import NearestVehicleRule
+from fleetctl.operator import Operator
 from fleetctl.orders.validate import OrderValidator
 from fleetctl.publisher import EventPublisher
 from fleetctl.sortie_manager import SortieManager
@@ -49,9 +50,11 @@ class Running:
     intake: Intake
     publisher: EventPublisher
     dispatcher: Dispatcher
+    rule: AssignmentRule
     sorties: SortieManager
     vehicle_states: VehicleStatePublisher
     recovered_sorties: int = 0
+    operator: Operator | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -82,15 +85,19 @@ class Service:
                                            model=member.model.name, depot=member.depot)
             publisher = EventPublisher(bus, store)
             dispatcher: Dispatcher | None = None
+            rule: AssignmentRule | None = None
 
             def vehicle_freed(vehicle_id: str) -> None:
                 publisher.wake()
+                if rule is not None:
+                    rule.sortie_ended(vehicle_id)
                 if dispatcher is not None:
                     dispatcher.wake(f"{vehicle_id} free")
 
             sorties = SortieManager(site, store, fleet, members, clock, spawn, vehicle_freed)
-            dispatcher = Dispatcher(NearestVehicleRule(site, store, fleet, members, sorties, clock), clock,
-                                    tick_s=settings.dispatch_tick_s)
+            await sorties.load_grounded()
+            rule = AssignmentRule(site, store, fleet, members, sorties, clock)
+            dispatcher = Dispatcher(rule, clock, tick_s=settings.dispatch_tick_s)
             def orders_accepted() -> None:
                 publisher.wake()
                 if dispatcher is not None:
@@ -108,8 +115,8 @@ class Service:
             tasks.create_task(dispatcher.run(), name="dispatcher")
             tasks.create_task(states.run(), name="vehicle-states")
             tasks.create_task(states.log_events(), name="vehicle-events")
-            self.running = Running(site, site_id, store, bus, fleet, intake, publisher, dispatcher, sorties, states,
-                                   recovered)
+            self.running = Running(site, site_id, store, bus, fleet, intake, publisher, dispatcher, rule, sorties,
+                                   states, recovered, Operator(store, dispatcher, sorties, members))
             dispatcher.wake("service started")
             log.info("serving site %s: %d vehicles, %d sorties resumed, store %s, broker %s", site_id,
                      len(members), recovered, store.dialect, settings.broker.url)

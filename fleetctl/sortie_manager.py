@@ -46,6 +46,8 @@ class SortieManager:
         self._spawn = spawn
         self._on_vehicle_freed = on_vehicle_freed
         self.active: dict[str, SortiePlan] = {}  # vehicle_id -> the plan it flies
+        self.started_s: dict[str, float] = {}  # vehicle_id -> when its sortie started (clock seconds)
+        self.grounded: set[str] = set()  # vehicles an operator grounded (the store has the record)
 
     def busy(self, vehicle_id: str) -> bool:
         return vehicle_id in self.active
@@ -65,10 +67,15 @@ class SortieManager:
         for record in sorties:
             plan = SortiePlan.from_json_dict(record.plan)
             self._run(plan, SortiePhase(record.state))
+            self.started_s[plan.vehicle_id] = record.created_at.timestamp()
         return len(sorties)
+
+    async def load_grounded(self) -> None:
+        self.grounded = {v.vehicle_id for v in await self._store.list_vehicles() if v.grounded}
 
     def _run(self, plan: SortiePlan, phase: SortiePhase) -> None:
         self.active[plan.vehicle_id] = plan
+        self.started_s[plan.vehicle_id] = self._clock.now().timestamp()
         self._spawn(self._fly(plan, phase), f"sortie-{plan.sortie_id}")
 
     async def _fly(self, plan: SortiePlan, phase: SortiePhase) -> None:
@@ -84,6 +91,7 @@ class SortieManager:
         finally:
             if self.active.get(plan.vehicle_id) is plan:
                 del self.active[plan.vehicle_id]
+                self.started_s.pop(plan.vehicle_id, None)
             self._on_vehicle_freed(plan.vehicle_id)
 
     # ---- SortieHooks ----

@@ -183,7 +183,6 @@ def _check_plan(decision: Decision, jobs: list[Job], workers: list[Worker], char
     for depot, n in chargers.items():
         spans = [(a.charge_from_s, a.depart_s) for a in decision.assignments
                  if a.depot == depot and a.depart_s > a.charge_from_s]
-        held = [w for w in workers if w.depot == depot and w.on_charger]
         for t, _ in spans:
             busy = sum(1 for s, e in spans if s <= t < e)
             assert busy <= n
@@ -221,3 +220,13 @@ def test_an_operator_pin_is_kept_even_if_another_vehicle_is_closer() -> None:
     assert a.vehicle_id == "qb"
     assert a.depart_s >= 600.0
     assert replace(a, vehicle_id="x").vehicle_id == "x"
+
+
+def test_a_vehicle_waiting_for_a_later_window_delivers_another_order_meanwhile() -> None:
+    jobs = [job("later", 1500.0, earliest_s=1800.0, latest_s=2400.0), job("now", 1500.0, latest_s=4000.0)]
+    decision = assign(jobs, [worker("q1")], LineCosts(), 0.0, chargers={"a": 1})
+    plan = decision.by_order()
+    assert plan["now"].depart_s == 0.0
+    assert plan["now"].back_s <= plan["later"].depart_s
+    assert plan["later"].on_time
+    assert plan["later"].battery_at_depart_wh == pytest.approx(QUAD.battery_wh - plan["now"].energy_wh)

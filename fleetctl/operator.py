@@ -1,0 +1,89 @@
+"""What an operator may tell dispatch: pin an order to a vehicle, ground or unground a vehicle,
+pause or resume dispatch, cancel an order. Each is one call (the console's control topics call
+them), each is checked (typed errors from `fleetctl.errors`) and each is recorded as an event with
+who asked.
+"""
+
+from __future__ import annotations
+
+from fleetctl.dispatch import Dispatcher
+from fleetctl.errors import IllegalTransition, UnknownVehicleId
+from fleetctl.fleet_view import FleetMember
+from fleetctl.orders.lifecycle import OrderState
+from fleetctl.sortie_manager import SortieManager
+from fleetctl.store import Store
+from fleetctl.store.records import OrderRecord, VehicleRecord
+
+S = OrderState
+#: An order in one of these has no vehicle yet: cancelling it just ends it.
+_WAITING = frozenset({S.RECEIVED, S.ACCEPTED})
+
+
+class Operator:
+    """The operator's overrides on one running service."""
+
+    def __init__(self, store: Store, dispatcher: Dispatcher, sorties: SortieManager,
+                 members: dict[str, FleetMember]) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._sorties = sorties
+        self._members = members
+
+    def _member(self, vehicle_id: str) -> FleetMember:
+        try:
+            return self._members[vehicle_id]
+        except KeyError:
+            raise UnknownVehicleId(vehicle_id) from None
+
+    async def pin(self, order_id: str, vehicle_id: str | None, *, by: str = "operator") -> OrderRecord:
+        """Only `vehicle_id` may deliver the order (None: any again). The vehicle must be able to:
+        its kind must serve the drop-off."""
+        if vehicle_id is not None:
+            member = self._member(vehicle_id)
+            order = await self._store.get_order(order_id)
+            if member.kind not in order.kinds:
+                raise IllegalTransition(f"order {order_id}", order.state.value,
+                                        f"pinned to {vehicle_id}: a {member.kind} cannot serve its drop-off "
+                                        f"(served by: {', '.join(order.kinds) or 'none'})")
+        record = await self._store.pin_order(order_id, vehicle_id)
+        await self._store.append_event("order", order_id, "operator.pin", {"vehicle_id": vehicle_id, "by": by})
+        self._dispatcher.wake(f"order {order_id} pinned")
+        return record
+
+    async def ground(self, vehicle_id: str, *, reason: str = "", by: str = "operator") -> VehicleRecord:
+        """Dispatch gives the vehicle nothing new (a sortie it flies goes on: the operator can
+        recall it separately)."""
+        self._member(vehicle_id)
+        record = await self._store.set_grounded(vehicle_id, True, reason=reason or f"grounded by {by}")
+        self._sorties.grounded.add(vehicle_id)
+        self._dispatcher.wake(f"{vehicle_id} grounded")
+        return record
+
+    async def unground(self, vehicle_id: str, *, by: str = "operator") -> VehicleRecord:
+        self._member(vehicle_id)
+        record = await self._store.set_grounded(vehicle_id, False, reason=f"cleared by {by}")
+        self._sorties.grounded.discard(vehicle_id)
+        self._dispatcher.wake(f"{vehicle_id} ungrounded")
+        return record
+
+    async def pause_dispatch(self, *, by: str = "operator") -> None:
+        """No new sorties start (those flying go on; orders are still taken in)."""
+        self._dispatcher.pause()
+        await self._store.append_event("service", "dispatch", "dispatch.paused", {"by": by})
+
+    async def resume_dispatch(self, *, by: str = "operator") -> None:
+        self._dispatcher.resume()
+        await self._store.append_event("service", "dispatch", "dispatch.resumed", {"by": by})
+
+    async def cancel(self, order_id: str, *, reason: str = "cancelled by the operator",
+                     by: str = "operator") -> OrderRecord:
+        """Cancel an order no vehicle has taken yet. IllegalTransition for one a vehicle holds:
+        recalling a vehicle with its parcel is a sortie's contingency (`vehicle rtl`)."""
+        order = await self._store.get_order(order_id)
+        if order.state not in _WAITING:
+            raise IllegalTransition(f"order {order_id}", order.state.value,
+                                    "cancelled (a vehicle holds it: recall the vehicle instead)")
+        record = await self._store.transition(order_id, S.CANCELLED, reason="cancelled",
+                                              detail=f"{reason} ({by})", expect=order.state)
+        self._dispatcher.wake(f"order {order_id} cancelled")
+        return record
