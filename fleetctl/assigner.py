@@ -32,6 +32,7 @@ from fleetctl.sortie_manager import SortieManager
 from fleetctl.sorties import SortiePlan, VehicleSlot, plan_sortie
 from fleetctl.store import Store
 from fleetctl.store.records import OrderRecord
+from planner.airspace import NoFlyZone
 from planner.assign import Assignment, Costs, Decision, Job, MemoCosts, Worker, assign
 from planner.costs import SiteCosts
 from planner.deconflict import Intent, IntentBook, NoConflictFreeSlot, Separation, drone_intent
@@ -78,6 +79,7 @@ class AssignmentRule:
         self._sorties = sorties
         self._clock = clock
         self._costs_source = costs
+        self._site_costs = costs if isinstance(costs, SiteCosts) else SiteCosts(site)
         self._costs: MemoCosts | None = None
         self._flight: FlightPlanner | None = None
         self.intents = IntentBook(separation or Separation())
@@ -92,11 +94,32 @@ class AssignmentRule:
             if intent.vehicle_id == vehicle_id:
                 self.intents.remove(intent.intent_id)
 
-    def zones_changed(self) -> None:
-        """Prices and paths of drones may have changed: forget them."""
-        if self._costs is not None:
-            self._costs.clear()
-        self._flight = None
+    async def add_zone(self, zone: NoFlyZone) -> int:
+        """A new no-fly zone for every later decision: the trip prices and flight paths it can change
+        are planned again (incrementally). Returns how many prices changed."""
+        await self._ensure_planners()
+        assert self._flight is not None
+        assert self._costs is not None
+        changed = 0
+        if isinstance(self._costs_source, SiteCosts) or self._costs_source is None:
+            changed = await asyncio.to_thread(self._site_costs.add_zone, zone)
+        await asyncio.to_thread(self._flight.add_zone, zone)
+        self._costs.clear()
+        return changed
+
+    async def remove_zone(self, zone_id: str) -> int:
+        """UnknownZone if there is no such zone."""
+        await self._ensure_planners()
+        assert self._flight is not None
+        assert self._costs is not None
+        changed = await asyncio.to_thread(self._site_costs.remove_zone, zone_id)
+        await asyncio.to_thread(self._flight.remove_zone, zone_id)
+        self._costs.clear()
+        return changed
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return self._flight.zones_in_effect if self._flight is not None else tuple(z.zone_id for z in self._site.zones)
 
     async def __call__(self) -> int:
         self.stats.rounds += 1
@@ -148,9 +171,8 @@ class AssignmentRule:
         if self._costs is None:
             source = self._costs_source
             if source is None:  # its matrix fills on first use; warm it off the event loop
-                site_costs = SiteCosts(self._site)
-                await asyncio.to_thread(site_costs.warm)
-                source = site_costs
+                await asyncio.to_thread(self._site_costs.warm)
+                source = self._site_costs
             self._costs = MemoCosts(source)
 
     async def _expire(self, record: OrderRecord) -> None:

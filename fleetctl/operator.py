@@ -6,6 +6,7 @@ who asked.
 
 from __future__ import annotations
 
+from fleetctl.assigner import AssignmentRule
 from fleetctl.dispatch import Dispatcher
 from fleetctl.errors import IllegalTransition, UnknownVehicleId
 from fleetctl.fleet_view import FleetMember
@@ -13,6 +14,7 @@ from fleetctl.orders.lifecycle import OrderState
 from fleetctl.sortie_manager import SortieManager
 from fleetctl.store import Store
 from fleetctl.store.records import OrderRecord, VehicleRecord
+from planner.airspace import NoFlyZone
 
 S = OrderState
 #: An order in one of these has no vehicle yet: cancelling it just ends it.
@@ -22,9 +24,10 @@ _WAITING = frozenset({S.RECEIVED, S.ACCEPTED})
 class Operator:
     """The operator's overrides on one running service."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, sorties: SortieManager,
+    def __init__(self, store: Store, dispatcher: Dispatcher, rule: AssignmentRule, sorties: SortieManager,
                  members: dict[str, FleetMember]) -> None:
         self._store = store
+        self._rule = rule
         self._dispatcher = dispatcher
         self._sorties = sorties
         self._members = members
@@ -74,6 +77,25 @@ class Operator:
     async def resume_dispatch(self, *, by: str = "operator") -> None:
         self._dispatcher.resume()
         await self._store.append_event("service", "dispatch", "dispatch.resumed", {"by": by})
+
+    async def add_zone(self, zone: NoFlyZone, *, by: str = "operator") -> int:
+        """A no-fly zone from now on, for every new decision (sorties already flying keep their
+        missions: replanning them in flight is the sorties' contingency). Returns how many trip
+        prices it changed. ValueError if its id is taken."""
+        changed = await self._rule.add_zone(zone)
+        await self._store.append_event("zone", zone.zone_id, "zone.added", {
+            "by": by, "reason": zone.reason, "floor_m": zone.floor_m,
+            "ceiling_m": zone.ceiling_m if zone.ceiling_m != float("inf") else None, "prices_changed": changed,
+            "shape_xy_m": [[float(x), float(y)] for x, y in zone.shape.exterior.coords]})
+        self._dispatcher.wake(f"zone {zone.zone_id} added")
+        return changed
+
+    async def remove_zone(self, zone_id: str, *, by: str = "operator") -> int:
+        """UnknownZone (a PlanningError) if there is none."""
+        changed = await self._rule.remove_zone(zone_id)
+        await self._store.append_event("zone", zone_id, "zone.removed", {"by": by, "prices_changed": changed})
+        self._dispatcher.wake(f"zone {zone_id} removed")
+        return changed
 
     async def cancel(self, order_id: str, *, reason: str = "cancelled by the operator",
                      by: str = "operator") -> OrderRecord:

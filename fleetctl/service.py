@@ -116,7 +116,7 @@ class Service:
             tasks.create_task(states.run(), name="vehicle-states")
             tasks.create_task(states.log_events(), name="vehicle-events")
             self.running = Running(site, site_id, store, bus, fleet, intake, publisher, dispatcher, rule, sorties,
-                                   states, recovered, Operator(store, dispatcher, sorties, members))
+                                   states, recovered, Operator(store, dispatcher, rule, sorties, members))
             dispatcher.wake("service started")
             log.info("serving site %s: %d vehicles, %d sorties resumed, store %s, broker %s", site_id,
                      len(members), recovered, store.dialect, settings.broker.url)

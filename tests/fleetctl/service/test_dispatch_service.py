@@ -12,6 +12,7 @@ from vehicles_harness import SitlChoice
 
 from fleetctl.clock import ScaledClock
 from fleetctl.errors import IllegalTransition, UnknownOrder, UnknownVehicleId
+from planner.airspace import NoFlyZone
 
 pytestmark = [pytest.mark.sitl]
 SITE = helsinki()
@@ -67,8 +68,20 @@ async def test_overrides_and_etas(sitl_options: SitlChoice, tmp_path: Path) -> N
             assert p1.state == "accepted"  # its window has not opened: nobody went yet
             assert p1.vehicle_id is None
             await operator.unground("quad-1", by="test")
+            # A zone over the drop point (an emergency): no drone may go there until it is lifted.
+            x_m, y_m = SITE.drop_points[drop].xy_m
+            await operator.pause_dispatch(by="test")
+            assert await operator.add_zone(NoFlyZone.make_circle("heli-1", "emergency helicopter", x_m, y_m, 60.0),
+                                           by="test") >= 1
+            await p.publish(p.order("Z-1", drop))
+            await p.wait(lambda q: q.status.get("Z-1", {}).get("state") == "accepted", 10.0, "Z-1 accepted")
+            await service.rule()
+            assert "Z-1" in service.rule.last.unplaced  # type: ignore[union-attr]
+            await operator.remove_zone("heli-1", by="test")
+            await service.rule()
+            assert (await store.get_order("Z-1")).state != "accepted"
             kinds = [e.kind for e in await store.events_after(0, limit=10_000)]
             for kind in ("dispatch.paused", "dispatch.resumed", "vehicle.grounded", "vehicle.ungrounded",
-                         "order.pinned", "operator.pin", "order.cancelled", "order.eta"):
+                         "order.pinned", "operator.pin", "order.cancelled", "order.eta", "zone.added", "zone.removed"):
                 assert kind in kinds, kind
             assert service.rule.stats.full_rounds >= 1
