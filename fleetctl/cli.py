@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from fleetctl import __version__, plan_cmd, serve_cmd
+from fleetctl import __version__, demo_cmd, plan_cmd, serve_cmd
 from fleetctl.errors import FleetError
 from planner.errors import PlanningError
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_cmd.add_parser(sub)
     serve_cmd.add_parser(sub)
+    demo_cmd.add_parser(sub)
     return parser
 
 
