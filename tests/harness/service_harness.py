@@ -22,7 +22,9 @@ from vehicles_harness import PX4_MAX_SPEED_X_VEHICLES, SitlChoice
 from fleetctl.bus import BrokerSettings
 from fleetctl.clock import ScaledClock
 from fleetctl.config import ServiceSettings
+from fleetctl.fleet_view import fleet_members
 from fleetctl.service import Running, Service
+from fleetctl.tracks import TrackRecorder, min_drone_separation, zone_incursions
 from planner.site import Site, load_site
 from sitl.ports import free_udp_block
 from sitl.site_fleet import fleet_specs
@@ -181,3 +183,32 @@ async def producer(site_id: str, clock: ScaledClock, *, port: int = 1883, userna
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+
+
+#: Drones closer than this horizontally while within SEPARATION_VERTICAL_M fail a test's track check.
+#: Well under planner.deconflict's planned 30 m: the plan is conservative, the check is what is unsafe.
+SEPARATION_MIN_M = 10.0
+SEPARATION_VERTICAL_M = 10.0
+
+
+@contextlib.asynccontextmanager
+async def tracked(service: Running, clock: ScaledClock) -> AsyncIterator[TrackRecorder]:
+    """Record every vehicle's track while the block runs, then check it: no drone inside an active
+    no-fly zone of the site, no two airborne drones closer than SEPARATION_MIN_M (the least
+    separation seen is printed, for the closing note)."""
+    names = {m.sysid: m.vehicle_id for m in fleet_members(service.site).values()}
+    recorder = TrackRecorder(service.fleet, service.site.frame, clock, names=names)
+    task = asyncio.create_task(recorder.run(), name="track-recorder")
+    try:
+        yield recorder
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    tracks = list(recorder.tracks.values())
+    assert zone_incursions(tracks, service.site.zones, tolerance_m=1.0) == []
+    closest = min_drone_separation(tracks, vertical_m=SEPARATION_VERTICAL_M)
+    if closest is not None:
+        print(f"track check: least drone separation {closest.horizontal_m:.1f} m horizontal, "
+              f"{closest.vertical_m:.1f} m vertical ({closest.pair[0]}, {closest.pair[1]})")
+        assert closest.horizontal_m >= SEPARATION_MIN_M, closest

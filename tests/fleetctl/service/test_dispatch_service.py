@@ -7,7 +7,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from service_harness import helsinki, near_drop_point, producer, running_service, settings_for, site_sim
+from service_harness import (
+    helsinki,
+    near_drop_point,
+    producer,
+    running_service,
+    settings_for,
+    site_sim,
+    tracked,
+)
 from vehicles_harness import SitlChoice
 
 from fleetctl.clock import ScaledClock
@@ -24,7 +32,8 @@ async def test_overrides_and_etas(sitl_options: SitlChoice, tmp_path: Path) -> N
     async with site_sim(sitl_options, SITE, VEHICLES) as sim:
         settings = settings_for(tmp_path, sim)
         clock = ScaledClock(sim.speed, settings.sim_epoch)
-        async with running_service(settings) as service, producer(settings.site_id or "", clock) as p:
+        async with (running_service(settings) as service, producer(settings.site_id or "", clock) as p,
+                    tracked(service, clock)):
             operator = service.operator
             assert operator is not None
             store = service.store

@@ -9,7 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-from service_harness import helsinki, near_drop_point, producer, running_service, settings_for, site_sim
+from service_harness import (
+    helsinki,
+    near_drop_point,
+    producer,
+    running_service,
+    settings_for,
+    site_sim,
+    tracked,
+)
 from vehicles_harness import SitlChoice
 
 from fleetctl.bus.schema import validate_message
@@ -30,7 +38,8 @@ async def test_orders_are_delivered_and_every_message_is_answered(
         store, schema = store_target
         settings = settings_for(tmp_path, sim, store=store, store_schema=schema)
         clock = ScaledClock(sim.speed, settings.sim_epoch)
-        async with running_service(settings) as service, producer(settings.site_id or "", clock) as p:
+        async with (running_service(settings) as service, producer(settings.site_id or "", clock) as p,
+                    tracked(service, clock) as tracks):
             drone_order = p.order("D-1", drone_only, handoff="drone_release")
             await p.publish(drone_order)
             await p.publish(p.order("R-1", robot_only, handoff="pin", weight_kg=4.0))
@@ -67,6 +76,7 @@ async def test_orders_are_delivered_and_every_message_is_answered(
                 assert [k.removeprefix("order.") for k in on_bus] == events  # every event, in order
             counts = await service.store.count_by_state()
             assert counts["delivered"] == 2
+            assert tracks.tracks["quad-1"].distance_m + tracks.tracks["quad-2"].distance_m > 100.0
         said = [(t, m) for t, m in p.seen if not t.endswith("/orders/new")]  # (the producer's own, some bad)
         for topic, payload in said:  # everything the service said is what the AsyncAPI document says
             validate_message(topic, payload)
