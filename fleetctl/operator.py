@@ -19,6 +19,8 @@ from planner.airspace import NoFlyZone
 S = OrderState
 #: An order in one of these has no vehicle yet: cancelling it just ends it.
 _WAITING = frozenset({S.RECEIVED, S.ACCEPTED})
+#: An order in one of these is on a vehicle (or being loaded): cancelling it recalls the vehicle.
+_RECALLABLE = frozenset({S.ASSIGNED, S.LOADING, S.IN_TRANSIT})
 
 
 class Operator:
@@ -99,12 +101,18 @@ class Operator:
 
     async def cancel(self, order_id: str, *, reason: str = "cancelled by the operator",
                      by: str = "operator") -> OrderRecord:
-        """Cancel an order no vehicle has taken yet. IllegalTransition for one a vehicle holds:
-        recalling a vehicle with its parcel is a sortie's contingency (`vehicle rtl`)."""
+        """Cancel an order. One no vehicle holds ends now; one on its way is recalled: its vehicle
+        comes home with the parcel, and the order goes cancelled -> returning -> returned as it does
+        (the record returned is the order as it stands now). IllegalTransition once the parcel is
+        being handed over or later."""
         order = await self._store.get_order(order_id)
+        if order.state in _RECALLABLE:
+            await self._sorties.recall(order_id, f"{reason} ({by})")
+            await self._store.append_event("order", order_id, "operator.recall", {"by": by, "reason": reason})
+            return order
         if order.state not in _WAITING:
             raise IllegalTransition(f"order {order_id}", order.state.value,
-                                    "cancelled (a vehicle holds it: recall the vehicle instead)")
+                                    "cancelled (the parcel is being handed over, or the order is over)")
         record = await self._store.transition(order_id, S.CANCELLED, reason="cancelled",
                                               detail=f"{reason} ({by})", expect=order.state)
         self._dispatcher.wake(f"order {order_id} cancelled")

@@ -48,6 +48,7 @@ class SortieManager:
         self.active: dict[str, SortiePlan] = {}  # vehicle_id -> the plan it flies
         self.started_s: dict[str, float] = {}  # vehicle_id -> when its sortie started (clock seconds)
         self.grounded: set[str] = set()  # vehicles an operator grounded (the store has the record)
+        self.runners: dict[str, SortieRunner] = {}  # vehicle_id -> the runner of its sortie, once flying
 
     def busy(self, vehicle_id: str) -> bool:
         return vehicle_id in self.active
@@ -70,6 +71,16 @@ class SortieManager:
             self.started_s[plan.vehicle_id] = record.created_at.timestamp()
         return len(sorties)
 
+    async def recall(self, order_id: str, reason: str) -> SortiePlan:
+        """Bring the vehicle carrying `order_id` home with its parcel (a cancellation in flight).
+        IllegalTransition if no running sortie carries it."""
+        for vehicle_id, plan in self.active.items():
+            runner = self.runners.get(vehicle_id)
+            if plan.order_id == order_id and runner is not None:
+                await runner.recall(reason)
+                return plan
+        raise IllegalTransition(f"order {order_id}", "no sortie under way", "recalled")
+
     async def load_grounded(self) -> None:
         self.grounded = {v.vehicle_id for v in await self._store.list_vehicles() if v.grounded}
 
@@ -87,10 +98,12 @@ class SortieManager:
                 await self.sortie_phase(plan, SortiePhase.FAILED, f"vehicle not heard: {e}")
                 return
             fence = await asyncio.to_thread(fence_for, self._site, self._site.airspace, plan)
-            await SortieRunner(plan, vehicle, fence, self, self._clock).run(phase)
+            runner = self.runners[plan.vehicle_id] = SortieRunner(plan, vehicle, fence, self, self._clock)
+            await runner.run(phase)
         finally:
             if self.active.get(plan.vehicle_id) is plan:
                 del self.active[plan.vehicle_id]
+                self.runners.pop(plan.vehicle_id, None)
                 self.started_s.pop(plan.vehicle_id, None)
             self._on_vehicle_freed(plan.vehicle_id)
 

@@ -39,6 +39,9 @@ RELEASE_ALT_M = 10.0
 MAX_FENCE_ITEMS = 60
 #: Zones further than this from a sortie's path are left out of its fence (they cannot matter to it).
 FENCE_MARGIN_M = 300.0
+#: A simplified fence shape keeps at least this far from a sortie's path (m; the planner keeps
+#: `Site.buffer_m`, 10 m, from every zone).
+PATH_CLEARANCE_M = 3.0
 
 
 @dataclass(frozen=True)
@@ -118,26 +121,48 @@ def geofence(site: Site, airspace: Airspace, at_s: float | None, *, near_xy_m: F
     to breach them (zones unbuffered: the legal boundary; the planner keeps its buffer). With
     `near_xy_m` (a sortie's path), only zones within `margin_m` of it.
 
-    PX4 stores a bounded number of fence vertices (dataman), and OSM outlines are detailed: exclusion
-    polygons are simplified and then grown by the same tolerance, so they only ever get larger
-    (conservative), until the whole fence fits in `max_items`."""
+    PX4 stores a bounded number of fence vertices (dataman), and OSM outlines are detailed, so the
+    fence is fitted into `max_items`: the area is simplified inwards and each exclusion polygon is
+    simplified and grown by the same tolerance, so the fence only ever gets stricter. But a fence
+    stricter than the path would make PX4 refuse the mission ("Geofence violation for waypoint n"),
+    so no simplified shape may reach within `PATH_CLEARANCE_M` of the path: a zone near the path
+    keeps a smaller tolerance, down to its exact outline; and if the fence still does not fit, the
+    zones farthest from the path are left out (the planner keeps clear of every zone anyway; PX4's
+    fence is the backstop where the path runs)."""
     fence = airspace.fence(at_s)
     corridor = None if near_xy_m is None else _corridor(near_xy_m, margin_m)
+    path = None if near_xy_m is None else _corridor(near_xy_m, PATH_CLEARANCE_M)
     rings = [r for r in fence.exclusion_polygons if corridor is None or corridor.intersects(shapely.Polygon(r))]
     circles = [ExclusionCircle(*site.frame.to_wgs84(x, y), float(r)) for x, y, r in fence.exclusion_circles
                if corridor is None or corridor.intersects(shapely.Point(x, y).buffer(r))]
+    if path is not None:  # nearest first: if something must be left out, it is the farthest
+        rings.sort(key=lambda r: shapely.Polygon(r).distance(path))
     tolerance_m = 0.0
     while True:
-        polygons = [_simplified(ring, tolerance_m) for ring in rings]
         inclusion = _simplified_inclusion(fence.inclusion, tolerance_m)
+        if path is not None and tolerance_m > 0 and not shapely.Polygon(inclusion).contains(path):
+            inclusion = _simplified_inclusion(fence.inclusion, 0.0)
+        polygons = [_fitted(ring, tolerance_m, path) for ring in rings]
         used = len(inclusion) + sum(len(p) for p in polygons) + len(circles)
         if used <= max_items or tolerance_m > 200.0:
             break
         tolerance_m = max(1.0, tolerance_m * 2)
+    while polygons and used > max_items:
+        used -= len(polygons.pop())
     items: list[GeofenceItem] = [InclusionPolygon(_wgs(site, inclusion))]
     items += [ExclusionPolygon(_wgs(site, ring)) for ring in polygons]
     items += circles
     return items
+
+
+def _fitted(ring: FloatArray, tolerance_m: float, path: shapely.Geometry | None) -> FloatArray:
+    """The ring simplified at the largest tolerance up to `tolerance_m` that keeps clear of `path`."""
+    while tolerance_m >= 1.0:
+        simplified = _simplified(ring, tolerance_m)
+        if path is None or not shapely.Polygon(simplified).intersects(path):
+            return simplified
+        tolerance_m /= 2
+    return np.asarray(ring, dtype=np.float64)
 
 
 def _corridor(points_xy_m: FloatArray, margin_m: float) -> shapely.Geometry:

@@ -120,6 +120,14 @@ class SortieRunner:
         self._fence = list(fence)
         self._hooks = hooks
         self._clock = clock
+        self.recall_reason: str | None = None  # set by `recall`: the order was cancelled in flight
+
+    async def recall(self, reason: str) -> None:
+        """Bring the vehicle home with the parcel (the order was cancelled): RTL now, or right after
+        the start if it has not left yet; the order then goes cancelled -> returning -> returned."""
+        self.recall_reason = reason
+        if self._vehicle.state.armed:
+            await self._vehicle.return_to_launch()
 
     async def run(self, phase: SortiePhase = SortiePhase.PLANNED) -> SortiePhase:
         plan = self.plan
@@ -155,6 +163,9 @@ class SortieRunner:
         eta = self._clock.now() + timedelta(seconds=plan.outbound_s)
         await self._hooks.sortie_phase(plan, SortiePhase.OUTBOUND)
         await self._hooks.order_step(plan, OrderState.IN_TRANSIT, eta=eta)
+        if self.recall_reason is not None:  # cancelled while it was being loaded
+            with contextlib.suppress(VehicleError):
+                await vehicle.return_to_launch()
 
     async def _transfer(self, upload: Callable[[], Awaitable[None]]) -> None:
         """An upload, tried again after PX4's mission-protocol timeout when PX4 is still busy with an
@@ -187,6 +198,12 @@ class SortieRunner:
                 at_risk = False
                 await hooks.sortie_phase(plan, phase, "link restored")
             seen = progress(plan, state)
+            if seen.abandoned and self.recall_reason is not None:
+                await hooks.order_step(plan, OrderState.CANCELLED, reason="cancelled", detail=self.recall_reason)
+                await hooks.order_step(plan, OrderState.RETURNING)
+                await self._wait_home(state)
+                await hooks.order_step(plan, OrderState.RETURNED)
+                raise SortieFailed("recalled", f"recalled: {self.recall_reason}", parcel_on_board=False)
             if seen.abandoned:
                 await hooks.order_step(plan, OrderState.FAILED, reason="vehicle_failsafe",
                                        detail=f"{plan.vehicle_id} switched to {state.mode} before the hand-off")
