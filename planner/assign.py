@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from planner.charging import charged_wh, time_to_array
+from planner.charging import charged_wh, time_to_array, time_to_s
 from planner.vehicle_model import VehicleModel
 
 
@@ -222,6 +222,15 @@ class _Rows:
                 if not self.allowed[j].any():
                     self._pinned_missing[j] = f"pinned to {job.pinned_vehicle}, which is not available"
         self.jobs = jobs
+        # The same per worker (J x W), computed once: a row of each is all `_Fleet.best` reads.
+        cls = fleet.cls
+        self.out_w = self.out_s[:, cls]
+        self.round_w = self.round_s[:, cls]
+        self.energy_w = self.energy_wh[:, cls]
+        self.need_w = self.energy_w + fleet.reserve_wh
+        self.feasible_w = ~np.isnan(self.out_w) & self.allowed & (self.need_w <= fleet.pack_wh)
+        self.charge_to_s = time_to_array(np.broadcast_to(fleet.pack_wh, self.need_w.shape),
+                                         np.broadcast_to(fleet.power_w, self.need_w.shape), np.nan_to_num(self.need_w))
 
     def why_not(self, j: int) -> str | None:
         """Why no vehicle of the fleet could ever take job j, or None."""
@@ -256,6 +265,7 @@ class _Gaps:
 
     def __init__(self, capacity: int = 64) -> None:
         self.n = 0
+        self.live = 0
         self.start_s = np.zeros(capacity)
         self.end_s = np.zeros(capacity)
         self.wh = np.zeros(capacity)
@@ -272,9 +282,16 @@ class _Gaps:
         i = self.n
         self.start_s[i], self.end_s[i], self.wh[i], self.worker[i], self.valid[i] = start_s, end_s, wh, worker, True
         self.n += 1
+        self.live += 1
+
+    def drop(self, i: int) -> None:
+        self.valid[i] = False
+        self.live -= 1
 
     def close_worker(self, worker: int) -> None:
-        self.valid[:self.n][self.worker[:self.n] == worker] = False
+        closing = self.valid[:self.n] & (self.worker[:self.n] == worker)
+        self.valid[:self.n][closing] = False
+        self.live -= int(closing.sum())
 
 
 class _Fleet:
@@ -306,48 +323,47 @@ class _Fleet:
         self.charger_free_s = np.array([min(pool) if pool else np.inf for pool in self.pools])
         self.gaps = _Gaps()
         self.placed: dict[str, Assignment] = {}  # by order id
+        self.placed_by: dict[int, list[str]] = {}  # order ids by worker index
 
     def best(self, rows: _Rows, j: int, job: Job, early_s: float, *, on_time_only: bool) -> _Option | None:
-        out = rows.out_s[j, self.cls]
-        energy = rows.energy_wh[j, self.cls]
-        need = energy + self.reserve_wh
-        feasible = ~np.isnan(out) & rows.allowed[j] & (need <= self.pack_wh)
+        feasible = rows.feasible_w[j]
         if not feasible.any():
             return None
+        gap = self._best_gap(rows, j, job, early_s, on_time_only=on_time_only)
+        if gap is not None:
+            return gap  # idle time used: costs the fleet nothing
+        out, need, energy = rows.out_w[j], rows.need_w[j], rows.energy_w[j]
         charge = feasible & (need > self.wh)
         if charge.any():
             start = np.where(charge & ~self.on_charger,
                              np.maximum(self.ready_s, self.charger_free_s[self.depot_of]), self.ready_s)
-            charge_s = np.where(charge, time_to_array(self.pack_wh, self.power_w, need) - self.charged_s, 0.0)
-            ready = start + charge_s
+            ready = np.where(charge, start + rows.charge_to_s[j] - self.charged_s, start)
         else:
             start = ready = self.ready_s
         depart = np.maximum(ready, job.earliest_s - out - early_s)
-        arrive = depart + out
-        back = depart + rows.round_s[j, self.cls]
-        usable = feasible & np.isfinite(depart)
         if on_time_only:
-            usable &= arrive <= job.latest_s
-            key = back + 1e-3 * energy  # free again soonest; then the least energy
+            key = depart + rows.round_w[j] + 1e-3 * energy  # free again soonest; then the least energy
+            usable = feasible & (depart + out <= job.latest_s)
         else:
-            key = arrive
-        gap = self._best_gap(rows, j, job, early_s, on_time_only=on_time_only)
-        if gap is not None:
-            return gap  # idle time used: costs the fleet nothing
+            key = depart + out  # the least late
+            usable = feasible & np.isfinite(depart)  # (no charger at its depot: it never leaves)
         if not usable.any():
             return None
-        w = int(np.argmin(np.where(usable, key, np.inf)))
+        key[~usable] = np.inf
+        w = int(np.argmin(key))
         charged = bool(charge[w])
         battery = self.wh[w]
         if charged or self.on_charger[w]:  # charging goes on while it waits for the window
             battery = charged_wh(self.workers[w].model, battery, float(depart[w] - start[w]))
-        return _Option(j, w, job, float(start[w]), float(depart[w]), float(arrive[w]), float(back[w]),
-                       float(energy[w]), battery, charged, rows.alt_m.get((j, int(self.cls[w]))))
+        depart_s = float(depart[w])
+        return _Option(j, w, job, float(start[w]), depart_s, depart_s + float(out[w]),
+                       depart_s + float(rows.round_w[j, w]), float(energy[w]), battery, charged,
+                       rows.alt_m.get((j, int(self.cls[w]))))
 
     def _best_gap(self, rows: _Rows, j: int, job: Job, early_s: float, *, on_time_only: bool) -> _Option | None:
         g = self.gaps
         n = g.n
-        if n == 0 or not g.valid[:n].any():
+        if g.live == 0:
             return None
         w = g.worker[:n]
         c = self.cls[w]
@@ -371,14 +387,15 @@ class _Fleet:
     def _slack_after(self, w: int, from_s: float) -> float:
         """How much less energy the worker's trips from `from_s` on could start with and still keep
         their reserve (each: battery at departure - energy - reserve; the least of them)."""
-        vehicle_id = self.workers[w].vehicle_id
         reserve_wh = float(self.reserve_wh[w])
-        return min((a.battery_at_depart_wh - a.energy_wh - reserve_wh for a in self.placed.values()
-                    if a.vehicle_id == vehicle_id and a.depart_s >= from_s - 1e-9), default=np.inf)
+        trips = (self.placed[order_id] for order_id in self.placed_by.get(w, ()))
+        return min((a.battery_at_depart_wh - a.energy_wh - reserve_wh for a in trips if a.depart_s >= from_s - 1e-9),
+                   default=np.inf)
 
     def take(self, o: _Option) -> Assignment:
         assignment = self._assignment(o)
         self.placed[o.job.order_id] = assignment
+        self.placed_by.setdefault(o.w, []).append(o.job.order_id)
         if o.gap is not None:
             self._fill(o, assignment)
             return assignment
@@ -399,7 +416,7 @@ class _Fleet:
         self.on_charger[w] = False
         self.ready_s[w] = o.back_s
         self.wh[w] = o.battery_at_depart_wh - o.energy_wh
-        self.charged_s[w] = time_to_array(self.pack_wh[w:w + 1], self.power_w[w:w + 1], self.wh[w:w + 1])[0]
+        self.charged_s[w] = time_to_s(float(self.pack_wh[w]), float(self.power_w[w]), float(self.wh[w]))
         return assignment
 
     def _fill(self, o: _Option, assignment: Assignment) -> None:
@@ -408,18 +425,19 @@ class _Fleet:
         g, i, w = self.gaps, o.gap, o.w
         assert i is not None
         start_s, end_s, wh = float(g.start_s[i]), float(g.end_s[i]), float(g.wh[i])
-        g.valid[i] = False
+        g.drop(i)
         later = g.valid[:g.n] & (g.worker[:g.n] == w) & (g.start_s[:g.n] >= end_s)
         g.wh[:g.n][later] -= o.energy_wh
         if o.depart_s - start_s > GAP_MIN_S:
             g.add(w, start_s, o.depart_s, wh)
         if end_s - o.back_s > GAP_MIN_S:
             g.add(w, o.back_s, end_s, wh - o.energy_wh)
-        for order_id, a in self.placed.items():
-            if a.vehicle_id == assignment.vehicle_id and a.depart_s >= o.back_s and order_id != o.job.order_id:
+        for order_id in self.placed_by[w]:
+            a = self.placed[order_id]
+            if a.depart_s >= o.back_s and order_id != o.job.order_id:
                 self.placed[order_id] = replace(a, battery_at_depart_wh=a.battery_at_depart_wh - o.energy_wh)
         self.wh[w] -= o.energy_wh
-        self.charged_s[w] = time_to_array(self.pack_wh[w:w + 1], self.power_w[w:w + 1], self.wh[w:w + 1])[0]
+        self.charged_s[w] = time_to_s(float(self.pack_wh[w]), float(self.power_w[w]), float(self.wh[w]))
 
     def _assignment(self, o: _Option) -> Assignment:
         worker = self.workers[o.w]

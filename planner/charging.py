@@ -31,9 +31,15 @@ def _taper_k(model: VehicleModel) -> tuple[float, float, float]:
 
 def _time_to(model: VehicleModel, wh: float) -> float:
     """Seconds from empty to `wh` on a charger."""
-    p = model.charge_power_w
-    start_wh, _, slope = _taper_k(model)
-    wh = min(max(wh, 0.0), model.battery_wh)
+    return time_to_s(model.battery_wh, model.charge_power_w, wh)
+
+
+def time_to_s(battery_wh: float, charge_power_w: float, wh: float) -> float:
+    """Seconds on a charger from empty to `wh` (`time_to_array` for one vehicle)."""
+    p = charge_power_w
+    start_wh = CC_LIMIT * battery_wh
+    slope = (1.0 - TAPER_END) * p / (battery_wh - start_wh)
+    wh = min(max(wh, 0.0), battery_wh)
     if wh <= start_wh:
         return 3600.0 * wh / p
     # P(e) = p - slope * (e - start): dt = de / P  =>  t = ln(p / P(e)) / slope hours
