@@ -125,7 +125,7 @@ class AssignmentRule:
         self.stats.rounds += 1
         now = self._clock.now()
         now_s = now.timestamp()
-        free_now = self._free_now()
+        free_now = self.free_vehicles()
         if not free_now and self._full_at_s is not None and now_s - self._full_at_s < FULL_ROUND_EVERY_S:
             for record in await self._store.list_orders(OrderState.ACCEPTED, window_closed_by=now, limit=10_000):
                 await self._expire(record)
@@ -182,7 +182,7 @@ class AssignmentRule:
                                          expect=OrderState.ACCEPTED)
         self._etas.pop(record.order_id, None)
 
-    def _free_now(self) -> dict[str, tuple[float, float]]:
+    def free_vehicles(self) -> dict[str, tuple[float, float]]:
         """Vehicles that could leave now (battery aside: the solver charges first), by id: (x, y)."""
         free = {}
         grounded = self._sorties.grounded
