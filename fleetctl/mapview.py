@@ -81,7 +81,7 @@ def render_site_map(
         ax.set_xlabel("east (m)")
         ax.set_ylabel("north (m)")
         ax.set_title(title or f"{site.name}")
-        ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)  # off the map: it hid a depot and the attribution
         ax.text(0.99, 0.005, "Map data © OpenStreetMap contributors, ODbL", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=7, color="#4a5568")
         bounds = site.area.bounds
