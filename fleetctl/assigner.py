@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +33,7 @@ from fleetctl.sortie_manager import SortieManager
 from fleetctl.sorties import SortiePlan, VehicleSlot, plan_sortie
 from fleetctl.store import Store
 from fleetctl.store.records import OrderRecord
+from fleetctl.tracks import AIRBORNE_M
 from planner.airspace import NoFlyZone
 from planner.assign import Assignment, Costs, Decision, Job, MemoCosts, Worker, assign
 from planner.costs import SiteCosts
@@ -51,6 +53,13 @@ DUE_S = 2.0
 FULL_ROUND_EVERY_S = 5.0
 #: An ETA that moved less than this (clock seconds) is not stored again (each store is an event).
 ETA_STEP_S = 60.0
+#: A drone does not take off while another drone is airborne this close to its pad (m): climbing out
+#: or landing there, or about to (at 12 m/s, 400 m is half a minute). The 4D plan keeps cruising
+#: drones apart; this keeps the depot's own airspace clear of what the plan's timing cannot promise
+#: (a demo day saw 4.4 m between a drone climbing out and one landing on the next pad).
+DEPOT_HOLD_M = 400.0
+#: How soon (clock seconds) a held take-off is tried again.
+DEPOT_HOLD_RETRY_S = 5.0
 #: A sortie whose planned return has passed is expected back this much later (clock seconds).
 OVERDUE_S = 60.0
 
@@ -87,6 +96,7 @@ class AssignmentRule:
         self.stats = RoundStats()
         self._full_at_s: float | None = None
         self._etas: dict[str, float] = {}
+        self.retry_soon: Callable[[float, str], None] | None = None  # the dispatcher's wake_after
 
     def sortie_ended(self, vehicle_id: str) -> None:
         """Drop the flight intent of a vehicle's finished sortie (the dispatcher's vehicle-freed hook)."""
@@ -248,6 +258,12 @@ class AssignmentRule:
         battery = (vehicle.state.battery_percent if vehicle is not None else None) or 0.0
         slot = VehicleSlot(member.vehicle_id, member.model, member.depot, start_xy, battery)
         flight = self._flight
+        if member.kind == "drone" and (near := self._depot_traffic(a.vehicle_id, start_xy)) is not None:
+            log.info("order %s: %s holds its take-off: %s is airborne near the pad", job.order_id, a.vehicle_id, near)
+            self._full_at_s = None  # the next round is a full one
+            if self.retry_soon is not None:
+                self.retry_soon(DEPOT_HOLD_RETRY_S, f"{a.vehicle_id} take-off held")
+            return None
         try:
             plan = await asyncio.to_thread(plan_sortie, self._site, flight, job.order_id, job.dropoff_xy_m, slot,
                                            job.weight_kg)
@@ -278,6 +294,20 @@ class AssignmentRule:
                                   member.model)
         self.intents.add(intent)
         return plan
+
+    def _depot_traffic(self, vehicle_id: str, pad_xy: tuple[float, float]) -> str | None:
+        """Another drone airborne within DEPOT_HOLD_M of `pad_xy`, if any."""
+        for member in self._members.values():
+            if member.vehicle_id == vehicle_id or member.kind != "drone":
+                continue
+            vehicle = self._fleet.vehicles.get(member.sysid)
+            position = vehicle.state.position if vehicle is not None else None
+            if position is None or position.alt_rel_m <= AIRBORNE_M:
+                continue
+            x, y = self._site.frame.to_local(position.lat_deg, position.lon_deg)
+            if math.dist((float(x), float(y)), pad_xy) < DEPOT_HOLD_M:
+                return member.vehicle_id
+        return None
 
     async def _store_etas(self, decision: Decision, pending: set[str], launched: set[str]) -> None:
         etas: dict[str, datetime | None] = {}

@@ -79,6 +79,10 @@ class Dispatcher:
             self._reasons.append(why)
         self._wake.set()
 
+    def wake_after(self, clock_s: float, why: str) -> None:
+        """Ask for a decision round in `clock_s` clock seconds (e.g. a take-off held for traffic)."""
+        asyncio.get_running_loop().call_later(self._clock.wall_s(clock_s), self.wake, why)
+
     def pause(self) -> None:
         self.paused = True
 

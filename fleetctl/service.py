@@ -98,6 +98,7 @@ class Service:
             await sorties.load_grounded()
             rule = AssignmentRule(site, store, fleet, members, sorties, clock)
             dispatcher = Dispatcher(rule, clock, tick_s=settings.dispatch_tick_s)
+            rule.retry_soon = dispatcher.wake_after
             def orders_accepted() -> None:
                 publisher.wake()
                 if dispatcher is not None:
