@@ -374,7 +374,9 @@ class _Fleet:
             start = ready = self.ready_s
         depart = np.maximum(ready, job.earliest_s - out - early_s)
         if on_time_only:
-            key = depart + rows.round_w[j] + 1e-3 * energy  # free again soonest; then the least energy
+            # Free again soonest; then the least energy; then the fullest battery (so twins at one
+            # depot share the work instead of one flying every sortie while the other waits).
+            key = depart + rows.round_w[j] + 1e-3 * energy - 1e-4 * self.wh
             usable = feasible & (depart + out <= job.latest_s)
         else:
             key = depart + out  # the least late
