@@ -163,6 +163,9 @@ def assign(jobs: Sequence[Job], workers: Sequence[Worker], costs: Costs, now_s: 
     decision = Decision()
     if not jobs:
         return decision
+    if not workers:  # (nothing heard yet after a start, or all grounded)
+        decision.unplaced = {job.order_id: "no vehicle available" for job in jobs}
+        return decision
     with np.errstate(invalid="ignore"):  # NaN marks a trip a class cannot make: comparisons say False
         return _solve(jobs, workers, costs, now_s, chargers, early_s, allow_late)
 

@@ -230,3 +230,10 @@ def test_a_vehicle_waiting_for_a_later_window_delivers_another_order_meanwhile()
     assert plan["now"].back_s <= plan["later"].depart_s
     assert plan["later"].on_time
     assert plan["later"].battery_at_depart_wh == pytest.approx(QUAD.battery_wh - plan["now"].energy_wh)
+
+
+def test_no_vehicle_at_all_leaves_every_order_unplaced_with_a_reason() -> None:
+    """A service just started hears no vehicle yet (seen on real PX4 after a restart)."""
+    decision = assign([job("o1", 500.0), job("o2", 900.0)], [], LineCosts(), 0.0, chargers={"a": 1})
+    assert decision.assignments == []
+    assert decision.unplaced == {"o1": "no vehicle available", "o2": "no vehicle available"}
