@@ -72,6 +72,7 @@ class Dispatcher:
         self._reasons: list[str] = []
         self.paused = False
         self.rounds = 0
+        self.failed_rounds = 0
 
     def wake(self, why: str) -> None:
         """Ask for a decision round soon (cheap; many wakes make one round)."""
@@ -102,6 +103,14 @@ class Dispatcher:
             if self.paused:
                 continue
             self.rounds += 1
-            started = await self._decide()
+            try:
+                started = await self._decide()
+            except Exception:
+                # A round that fails (a bug, or the store away for a moment) must not take intake and
+                # the sorties in flight down with it: say so loudly, and decide again next time.
+                self.failed_rounds += 1
+                log.exception("dispatch round failed (%d so far); trying again at the next wake or tick",
+                              self.failed_rounds)
+                continue
             if started:
                 log.info("dispatch (%s): %d sortie(s) started", ", ".join(dict.fromkeys(reasons)), started)
