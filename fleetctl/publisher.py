@@ -16,6 +16,7 @@ from typing import Any
 from fleetctl.bus import Bus, Delivery, EventMessage
 from fleetctl.bus.payloads import EntityKind
 from fleetctl.errors import BusError
+from fleetctl.orders.lifecycle import OrderState
 from fleetctl.status import order_status
 from fleetctl.store import EventRecord, Store
 
@@ -63,6 +64,12 @@ class EventPublisher:
             await self._store.advance_outbox(CURSOR, self.cursor)
             self.published_events += len(events)
 
+    async def _delivery_proof(self, order_id: str) -> Mapping[str, Any] | None:
+        for event in reversed(await self._store.order_events(order_id)):
+            if event.kind == "order.delivered" and isinstance(event.data.get("proof"), Mapping):
+                return dict(event.data["proof"])
+        return None
+
     async def _publish(self, events: Sequence[EventRecord]) -> None:
         topics = self._bus.topics
         deliveries: list[Delivery] = []
@@ -75,6 +82,13 @@ class EventPublisher:
                 proofs[event.entity_id] = event.data["proof"]
         order_ids = list(dict.fromkeys(e.entity_id for e in events if e.entity == "order" and e.entity_id))
         records = await self._store.get_orders(order_ids)  # one read for the batch, not one per order
+        for order_id, delivered in records.items():
+            if delivered.state == OrderState.DELIVERED and order_id not in proofs:
+                # A later event of a delivered order (a duplicate answered, an id conflict logged)
+                # publishes its status again: the retained status must keep its proof of delivery.
+                proof = await self._delivery_proof(order_id)
+                if proof is not None:
+                    proofs[order_id] = proof
         for order_id in order_ids:
             record = records.get(order_id)
             if record is None:
