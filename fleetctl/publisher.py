@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from fleetctl.bus import Bus, Delivery, EventMessage
@@ -82,6 +83,14 @@ class EventPublisher:
                 proofs[event.entity_id] = event.data["proof"]
         order_ids = list(dict.fromkeys(e.entity_id for e in events if e.entity == "order" and e.entity_id))
         records = await self._store.get_orders(order_ids)  # one read for the batch, not one per order
+        # A status never runs ahead of the events: an order changed again after this batch was read
+        # (its row is newer than its last event here) gets its status with the batch that carries
+        # that change. Otherwise a subscriber could see "delivered" before the delivery's event.
+        last_at: dict[str, datetime] = {}
+        for event in events:
+            if event.entity == "order" and event.entity_id:
+                last_at[event.entity_id] = max(event.at, last_at.get(event.entity_id, event.at))
+        records = {k: r for k, r in records.items() if r.updated_at <= last_at[k]}
         for order_id, delivered in records.items():
             if delivered.state == OrderState.DELIVERED and order_id not in proofs:
                 # A later event of a delivered order (a duplicate answered, an id conflict logged)
