@@ -132,6 +132,7 @@ class SortieRunner:
     async def run(self, phase: SortiePhase = SortiePhase.PLANNED) -> SortiePhase:
         plan = self.plan
         try:
+            resumed = True
             if phase not in FLYING:
                 state = self._vehicle.state
                 if state.armed:  # a restart after MISSION_START went out: it is flying our mission
@@ -139,6 +140,14 @@ class SortieRunner:
                 else:
                     await self._launch()
                     phase = SortiePhase.OUTBOUND
+                    resumed = False
+            if resumed and phase in (SortiePhase.OUTBOUND, SortiePhase.DELIVERING):
+                # A restart between storing a sortie phase and the order's matching step leaves the
+                # order a step behind the vehicle (loading while it flies, in transit while it hands
+                # over): take those steps now (each a no-op when already taken).
+                await self._hooks.order_step(plan, OrderState.IN_TRANSIT)
+                if phase == SortiePhase.DELIVERING:
+                    await self._hooks.order_step(plan, OrderState.DELIVERING)
             return await self._follow(phase)
         except SortieFailed as e:
             log.warning("sortie %s (%s on %s) failed: %s", plan.sortie_id, plan.order_id, plan.vehicle_id, e)
