@@ -58,6 +58,9 @@ ETA_STEP_S = 60.0
 #: drones apart; this keeps the depot's own airspace clear of what the plan's timing cannot promise
 #: (a demo day saw 4.4 m between a drone climbing out and one landing on the next pad).
 DEPOT_HOLD_M = 400.0
+#: ... nor while a drone coming back to the same depot is within this distance: ~70 s out at cruise
+#: speed, longer than a climb-out to the lowest layer takes.
+DEPOT_ARRIVAL_HOLD_M = 900.0
 #: How soon (clock seconds) a held take-off is tried again.
 DEPOT_HOLD_RETRY_S = 5.0
 #: A sortie whose planned return has passed is expected back this much later (clock seconds).
@@ -126,6 +129,11 @@ class AssignmentRule:
         await asyncio.to_thread(self._flight.remove_zone, zone_id)
         self._costs.clear()
         return changed
+
+    @property
+    def flight(self) -> FlightPlanner | None:
+        """The flight planner with the zones in force (None before the first round built it)."""
+        return self._flight
 
     @property
     def zones(self) -> tuple[str, ...]:
@@ -199,7 +207,7 @@ class AssignmentRule:
         for member in self._members.values():
             vehicle = self._fleet.vehicles.get(member.sysid)
             state = vehicle.state if vehicle is not None else None
-            why = why_not_free(state, busy=self._sorties.busy(member.vehicle_id),
+            why = why_not_free(state, busy=self._sorties.busy(member.vehicle_id) or self._sorties.resting(member.vehicle_id),
                                grounded=member.vehicle_id in grounded, check_battery=False)
             if why is None and state is not None and state.position is not None:
                 x, y = self._site.frame.to_local(state.position.lat_deg, state.position.lon_deg)
@@ -296,7 +304,8 @@ class AssignmentRule:
         return plan
 
     def _depot_traffic(self, vehicle_id: str, pad_xy: tuple[float, float]) -> str | None:
-        """Another drone airborne within DEPOT_HOLD_M of `pad_xy`, if any."""
+        """Another drone airborne within DEPOT_HOLD_M of `pad_xy`, or on its way back to it within
+        DEPOT_ARRIVAL_HOLD_M (it would be descending onto the next pad while this one climbs), if any."""
         for member in self._members.values():
             if member.vehicle_id == vehicle_id or member.kind != "drone":
                 continue
@@ -305,8 +314,15 @@ class AssignmentRule:
             if position is None or position.alt_rel_m <= AIRBORNE_M:
                 continue
             x, y = self._site.frame.to_local(position.lat_deg, position.lon_deg)
-            if math.dist((float(x), float(y)), pad_xy) < DEPOT_HOLD_M:
+            away_m = math.dist((float(x), float(y)), pad_xy)
+            if away_m < DEPOT_HOLD_M:
                 return member.vehicle_id
+            runner = self._sorties.runners.get(member.vehicle_id)
+            home = self._sorties.active.get(member.vehicle_id)
+            if (away_m < DEPOT_ARRIVAL_HOLD_M and runner is not None and home is not None
+                    and math.dist(self._site.depots[home.depot].xy_m, pad_xy) < DEPOT_HOLD_M
+                    and runner.parcel_delivered):
+                return f"{member.vehicle_id} (on its way back)"
         return None
 
     async def _store_etas(self, decision: Decision, pending: set[str], launched: set[str]) -> None:

@@ -7,8 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
-from fleetctl import __version__, demo_cmd, plan_cmd, serve_cmd
+from fleetctl import __version__, demo_cmd, plan_cmd, report_cmd, scenario_cmd, serve_cmd
+from fleetctl.console import cli as console_cmd
 from fleetctl.errors import FleetError
 from planner.errors import PlanningError
 
@@ -23,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan_cmd.add_parser(sub)
     serve_cmd.add_parser(sub)
     demo_cmd.add_parser(sub)
+    scenario_cmd.add_parser(sub)
+    report_cmd.add_parser(sub)
+    console_cmd.add_parsers(sub)
     return parser
 
 
@@ -33,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args, console)
     except (PlanningError, FleetError) as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}", soft_wrap=True)  # one line, whatever the width
+        # One line, whatever the width; escaped, as messages quote [brackets] rich would take for markup.
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return 130

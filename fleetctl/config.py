@@ -11,6 +11,10 @@
     username = "fleetctl"
     password = "..."
 
+    [control]                                 # the console's control topics (fleetctl.control.roles)
+    default_role = "viewer"                   # clients not listed: queries only
+    clients = { anna = "operator" }           # client name (= broker account under the ACL) -> role
+
 Environment: `FLEETCTL_STORE=...`, `FLEETCTL_BROKER__URL=...` (nested keys joined by `__`).
 """
 
@@ -28,7 +32,9 @@ from pydantic_settings import (
 )
 
 from fleetctl.bus.settings import BrokerSettings
+from fleetctl.control.roles import ControlSettings
 from fleetctl.errors import ConfigError
+from fleetctl.sorties.policy import ContingencySettings
 
 
 class ServiceSettings(BaseSettings):
@@ -53,6 +59,9 @@ class ServiceSettings(BaseSettings):
     intake_batch: int = Field(default=200, ge=1, le=5000, description="orders stored per transaction, at most")
     dispatch_tick_s: float = Field(default=30.0, gt=0.0)
     vehicle_state_hz: float = Field(default=1.0, gt=0.0, le=10.0, description="published per vehicle, at most")
+    control: ControlSettings = Field(default_factory=ControlSettings, description="who may run which "
+                                     "console command: unknown clients are viewers")
+    contingencies: ContingencySettings = ContingencySettings()
 
     @field_validator("site")
     @classmethod

@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "demo", help="run a simulated delivery day end to end: simulator, broker, store and the real service",
         description="A simulated delivery day of the bundled Helsinki site: its drones and robots on the built-in "
-                    "simulator, the in-process MQTT broker, SQLite in a temporary folder and the real service, fed "
+                    "simulator, the in-process MQTT broker, SQLite in the output folder and the real service, fed "
                     "a synthetic order stream (from the site's drop points) through the broker. A live view while "
                     "it runs; at the end a KPI table, a JSON report and a map (PNG) in --out. --broker, --store "
                     "and --px4-dir swap an embedded part for a real one.")
@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
                         f"(default {DEFAULT_DRAIN_MIN:g})")
     p.add_argument("--broker", help="use this MQTT broker (mqtt://HOST:PORT) instead of the embedded one")
     p.add_argument("--store", help="use this store (postgresql+asyncpg://USER@HOST:PORT/DB: the run gets a schema "
-                                   "of its own) instead of SQLite in a temporary folder")
+                                   "of its own) instead of SQLite in the output folder")
     p.add_argument("--px4-dir", type=Path, help="fly real PX4 SITL (SIH) from this PX4 build instead of the built-in "
                                                 "simulator (the speed is then limited to what PX4 keeps up with)")
     p.add_argument("--site", type=Path, help="another site folder (default: the bundled Helsinki site)")

@@ -17,7 +17,11 @@ the packages below (planner, vehicles, SQLAlchemy, aiomqtt) are converted at the
      │    ├── BusQueueFull(limit)                 the bounded outgoing queue is full
      │    ├── InvalidTopic(value, why)            a name that cannot be an MQTT topic (level)
      │    └── SchemaMismatch(topic, why)          a message does not match the AsyncAPI document
-     └── ConfigError                            the service configuration is invalid
+     ├── ConfigError                            the service configuration is invalid
+     │    └── ScenarioError(path, key)            a scenario file (fleetctl scenario run) is invalid
+     └── ControlError(code, message)            an operator's command was refused or failed (the
+          │                                     service's typed answer on the control topics)
+          └── ControlTimeout                      no answer from the service in time
 """
 
 from __future__ import annotations
@@ -125,3 +129,35 @@ class SchemaMismatch(BusError):
 
 class ConfigError(FleetError):
     """The service configuration (TOML file or FLEETCTL_ environment) is invalid."""
+
+
+class ScenarioError(ConfigError):
+    """A scenario file that cannot be run: `path` is the file, `key` the dotted key that is wrong
+    ("" for the file as a whole, e.g. a TOML syntax error)."""
+
+    def __init__(self, path: str, key: str, why: str) -> None:
+        self.path = path
+        self.key = key
+        self.why = why
+        super().__init__(f"{path}: {key}: {why}" if key else f"{path}: {why}")
+
+
+class ControlError(FleetError):
+    """The service answered an operator's control request with an error. `code` is machine-readable
+    (see `fleetctl.control.commands.ErrorCode`: forbidden, unknown_vehicle, vehicle_error, ...), the
+    message says why in words."""
+
+    def __init__(self, code: str, message: str, result: Any = None) -> None:
+        self.code = code
+        self.message = message
+        self.result = result
+        super().__init__(f"{message} [{code}]")
+
+
+class ControlTimeout(ControlError):
+    """No answer to a control request in time: the service is not running, the broker dropped the
+    request (an ACL that does not let this client publish on its request topic looks like this on
+    MQTT 3.1.1), or the command is still running."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("timeout", message)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fleetctl.bus import Bus, IntakeMessage, RejectedMessage, check_level
-from fleetctl.bus.payloads import OrderStatus
+from fleetctl.bus.payloads import HandoffMessage, OrderStatus
 from fleetctl.clock import Clock
 from fleetctl.errors import BusError, OrderRejected
 from fleetctl.orders.model import ORDER_ID_PATTERN
@@ -32,7 +32,9 @@ _ORDER_ID = re.compile(ORDER_ID_PATTERN)
 
 class Intake:
     def __init__(self, bus: Bus, store: Store, validator: OrderValidator, clock: Clock, *,
-                 on_accepted: Callable[[], None], batch_max: int = 200) -> None:
+                 on_accepted: Callable[[], None], batch_max: int = 200,
+                 on_handoff: Callable[[str, str], bool] | None = None) -> None:
+        self._on_handoff = on_handoff
         self._bus = bus
         self._store = store
         self._validator = validator
@@ -73,13 +75,26 @@ class Intake:
             self._answer(message, item, result)
         for message in batch:
             if message.kind != "order":
-                log.info("hand-off message for %s noted (robot hand-offs are handled by its sortie)",
-                         message.order_id)
+                await self._handoff(message)
             message.ack()
         self.received += len(orders)
         if any(r.record is not None and not r.duplicate and not r.conflict and r.record.reason is None
                for r in results):
             self._on_accepted()
+
+    async def _handoff(self, message: IntakeMessage) -> None:
+        """A recipient's PIN: to the robot waiting at the door, if one is. Logged either way (never
+        the PIN itself)."""
+        order_id = message.order_id or ""
+        try:
+            pin = HandoffMessage.model_validate_json(message.payload).pin
+        except ValueError:
+            await self._store.append_event("order", order_id, "order.handoff_invalid",
+                                           {"detail": "not a hand-off message: {\"pin\": \"4 to 8 digits\"}"})
+            return
+        taken = self._on_handoff(order_id, pin) if self._on_handoff is not None else False
+        await self._store.append_event("order", order_id, "order.handoff_entered", {
+            "taken": taken, "detail": "to the robot at the door" if taken else "no robot is waiting for it"})
 
     def _examine(self, raw: bytes) -> ReceiveItem:
         order = None

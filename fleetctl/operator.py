@@ -7,6 +7,7 @@ who asked.
 from __future__ import annotations
 
 from fleetctl.assigner import AssignmentRule
+from fleetctl.control.zones import ZoneBook
 from fleetctl.dispatch import Dispatcher
 from fleetctl.errors import IllegalTransition, UnknownVehicleId
 from fleetctl.fleet_view import FleetMember
@@ -27,7 +28,8 @@ class Operator:
     """The operator's overrides on one running service."""
 
     def __init__(self, store: Store, dispatcher: Dispatcher, rule: AssignmentRule, sorties: SortieManager,
-                 members: dict[str, FleetMember]) -> None:
+                 members: dict[str, FleetMember], *, zone_book: ZoneBook | None = None) -> None:
+        self._zone_book = zone_book  # what fleet/<site>/zones shows
         self._store = store
         self._rule = rule
         self._dispatcher = dispatcher
@@ -81,20 +83,31 @@ class Operator:
         await self._store.append_event("service", "dispatch", "dispatch.resumed", {"by": by})
 
     async def add_zone(self, zone: NoFlyZone, *, by: str = "operator") -> int:
-        """A no-fly zone from now on, for every new decision (sorties already flying keep their
-        missions: replanning them in flight is the sorties' contingency). Returns how many trip
-        prices it changed. ValueError if its id is taken."""
+        """A no-fly zone from now on: every drone flying towards it is rerouted around it in flight
+        (a drop point inside it: the parcel comes home), and every new decision avoids it. Returns
+        how many trip prices it changed. ValueError if its id is taken."""
         changed = await self._rule.add_zone(zone)
+        if self._zone_book is not None:
+            self._zone_book.added(zone)
         await self._store.append_event("zone", zone.zone_id, "zone.added", {
             "by": by, "reason": zone.reason, "floor_m": zone.floor_m,
             "ceiling_m": zone.ceiling_m if zone.ceiling_m != float("inf") else None, "prices_changed": changed,
             "shape_xy_m": [[float(x), float(y)] for x, y in zone.shape.exterior.coords]})
+        if (flight := self._rule.flight) is not None:
+            rerouted = await self._sorties.zones_changed(flight)
+            if rerouted:
+                await self._store.append_event("zone", zone.zone_id, "zone.sorties_rerouted",
+                                               {"by": by, "sorties": rerouted})
         self._dispatcher.wake(f"zone {zone.zone_id} added")
         return changed
 
     async def remove_zone(self, zone_id: str, *, by: str = "operator") -> int:
         """UnknownZone (a PlanningError) if there is none."""
         changed = await self._rule.remove_zone(zone_id)
+        if self._zone_book is not None:
+            self._zone_book.removed(zone_id)
+        if (flight := self._rule.flight) is not None:
+            self._sorties.airspace = flight.airspace  # (flights under way keep their longer way round)
         await self._store.append_event("zone", zone_id, "zone.removed", {"by": by, "prices_changed": changed})
         self._dispatcher.wake(f"zone {zone_id} removed")
         return changed

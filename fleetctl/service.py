@@ -23,6 +23,9 @@ from fleetctl.assigner import AssignmentRule
 from fleetctl.bus import Bus
 from fleetctl.clock import Clock, ScaledClock, WallClock
 from fleetctl.config import ServiceSettings
+from fleetctl.control.handlers import Handlers
+from fleetctl.control.server import ControlServer
+from fleetctl.control.zones import ZoneBook
 from fleetctl.dispatch import Dispatcher
 from fleetctl.fleet_view import by_sysid, fleet_members
 from fleetctl.intake import Intake
@@ -94,7 +97,8 @@ class Service:
                 if dispatcher is not None:
                     dispatcher.wake(f"{vehicle_id} free")
 
-            sorties = SortieManager(site, store, fleet, members, clock, spawn, vehicle_freed)
+            sorties = SortieManager(site, store, fleet, members, clock, spawn, vehicle_freed,
+                                    policy=settings.contingencies)
             await sorties.load_grounded()
             rule = AssignmentRule(site, store, fleet, members, sorties, clock)
             dispatcher = Dispatcher(rule, clock, tick_s=settings.dispatch_tick_s)
@@ -104,7 +108,8 @@ class Service:
                 if dispatcher is not None:
                     dispatcher.wake("new order")
 
-            intake = Intake(bus, store, validator, clock, batch_max=settings.intake_batch, on_accepted=orders_accepted)
+            intake = Intake(bus, store, validator, clock, batch_max=settings.intake_batch, on_accepted=orders_accepted,
+                            on_handoff=sorties.offer_pin)
             states = VehicleStatePublisher(bus, store, fleet, members, clock,
                                            lambda v: p.sortie_id if (p := sorties.active.get(v)) else None,
                                            rate_hz=settings.vehicle_state_hz)
@@ -116,8 +121,17 @@ class Service:
             tasks.create_task(dispatcher.run(), name="dispatcher")
             tasks.create_task(states.run(), name="vehicle-states")
             tasks.create_task(states.log_events(), name="vehicle-events")
+            zones = ZoneBook(site, bus, clock)
+            operator = Operator(store, dispatcher, rule, sorties, members, zone_book=zones)
             self.running = Running(site, site_id, store, bus, fleet, intake, publisher, dispatcher, rule, sorties,
-                                   states, recovered, Operator(store, dispatcher, rule, sorties, members))
+                                   states, recovered, operator)
+            control = ControlServer(bus, Handlers(site, site_id, store, bus, fleet, members, operator, dispatcher,
+                                                  sorties, clock, zones, settings.control,
+                                                  settings.control.role_of), settings.control)
+            self.running.extra["control"] = control
+            self.running.extra["zones"] = zones  # what fleet/<site>/zones shows (Operator keeps it current)
+            tasks.create_task(zones.run(), name="zones")
+            tasks.create_task(control.run(), name="control")
             dispatcher.wake("service started")
             log.info("serving site %s: %d vehicles, %d sorties resumed, store %s, broker %s", site_id,
                      len(members), recovered, store.dialect, settings.broker.url)

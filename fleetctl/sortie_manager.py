@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict
-from datetime import datetime
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from fleetctl.clock import Clock
@@ -17,7 +17,12 @@ from fleetctl.errors import IllegalTransition
 from fleetctl.fleet_view import FleetMember
 from fleetctl.orders.lifecycle import OrderState
 from fleetctl.sorties import SortiePhase, SortiePlan, SortieRunner, fence_for
+from fleetctl.sorties.policy import VEHICLE_REASONS, ContingencySettings
+from fleetctl.sorties.replan import affected, reroute
 from fleetctl.store import Store
+from planner.airspace import Airspace
+from planner.errors import InsideNoFlyZone, PlanningError
+from planner.flight import FlightPlanner
 from planner.site import Site
 from vehicles.errors import VehicleError
 from vehicles.mavsdk_backend import MavsdkFleet
@@ -26,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Sorties an order may be given before it is failed for good.
 MAX_ATTEMPTS = 3
+#: A vehicle that refused a sortie gets nothing new for this long (clock seconds).
+REFUSED_REST_S = 60.0
+#: Orders whose PIN came in before their resumed sortie's runner was set up, kept at most.
+EARLY_PINS_MAX = 256
 #: How long a restarted service waits to hear a vehicle it had a sortie on (vehicle seconds).
 REATTACH_TIMEOUT_S = 60.0
 
@@ -37,7 +46,9 @@ class SortieManager:
     """Implements `fleetctl.sorties.SortieHooks` on the store; runs one task per active sortie."""
 
     def __init__(self, site: Site, store: Store, fleet: MavsdkFleet, members: dict[str, FleetMember],
-                 clock: Clock, spawn: Spawn, on_vehicle_freed: Callable[[str], None]) -> None:
+                 clock: Clock, spawn: Spawn, on_vehicle_freed: Callable[[str], None], *,
+                 policy: ContingencySettings | None = None) -> None:
+        self._policy = policy or ContingencySettings()
         self._site = site
         self._store = store
         self._fleet = fleet
@@ -49,6 +60,15 @@ class SortieManager:
         self.started_s: dict[str, float] = {}  # vehicle_id -> when its sortie started (clock seconds)
         self.grounded: set[str] = set()  # vehicles an operator grounded (the store has the record)
         self.runners: dict[str, SortieRunner] = {}  # vehicle_id -> the runner of its sortie, once flying
+        self._early_pins: dict[str, list[str]] = {}  # order_id -> PINs that came before its runner
+        self.airspace: Airspace = site.airspace  # the zones in force, an operator's included
+        self.resting_until_s: dict[str, float] = {}  # vehicle_id -> clock s: refused a sortie, set aside
+
+    def resting(self, vehicle_id: str) -> bool:
+        """A vehicle that refused a sortie a moment ago (arming denied, an upload refused) is set aside
+        for REFUSED_REST_S, so one sick vehicle does not use up an order's attempts."""
+        until = self.resting_until_s.get(vehicle_id)
+        return until is not None and self._clock.now().timestamp() < until
 
     def busy(self, vehicle_id: str) -> bool:
         return vehicle_id in self.active
@@ -56,6 +76,10 @@ class SortieManager:
     async def launch(self, plan: SortiePlan) -> None:
         """Store the sortie (its order becomes assigned) and fly it. IllegalTransition if the
         order was taken meanwhile (e.g. cancelled): then nothing starts."""
+        order = await self._store.get_order(plan.order_id)
+        handoff = str((order.payload or {}).get("handoff") or "locker")
+        if handoff != plan.handoff:
+            plan = replace(plan, handoff=handoff)
         eta = self._clock.now().timestamp() + plan.outbound_s
         await self._store.create_sortie(plan.sortie_id, plan.order_id, plan.vehicle_id, asdict(plan),
                                         mission_items=plan.mission_total,
@@ -67,9 +91,31 @@ class SortieManager:
         sorties = await self._store.open_sorties()
         for record in sorties:
             plan = SortiePlan.from_json_dict(record.plan)
-            self._run(plan, SortiePhase(record.state))
+            phase = SortiePhase(record.state)
+            order = await self._store.get_order(plan.order_id)
+            bringing_back = None
+            if order.sortie_id == plan.sortie_id:
+                # The order may be a step ahead of the sortie (a kill between the two writes).
+                if order.state == S.DELIVERED and phase in (SortiePhase.OUTBOUND, SortiePhase.DELIVERING):
+                    phase = SortiePhase.RETURNING
+                elif order.parcel_on_board and order.state in (S.FAILED, S.CANCELLED, S.RETURNING):
+                    bringing_back = _back_reason(order.state, order.reason)
+            self._run(plan, phase, bringing_back=bringing_back)
             self.started_s[plan.vehicle_id] = record.created_at.timestamp()
         return len(sorties)
+
+    def offer_pin(self, order_id: str, pin: str) -> bool:
+        """A recipient's PIN for `order_id`: True when a robot waiting at the door took it."""
+        for vehicle_id, plan in self.active.items():
+            runner = self.runners.get(vehicle_id)
+            if plan.order_id == order_id and runner is not None:
+                return runner.offer_pin(pin)
+            if plan.order_id == order_id:  # its runner is being set up (a restart): keep it for it
+                if len(self._early_pins) >= EARLY_PINS_MAX:
+                    self._early_pins.pop(next(iter(self._early_pins)))
+                self._early_pins.setdefault(order_id, []).append(pin)
+                return True
+        return False
 
     async def recall(self, order_id: str, reason: str) -> SortiePlan:
         """Bring the vehicle carrying `order_id` home with its parcel (a cancellation in flight).
@@ -81,15 +127,62 @@ class SortieManager:
                 return plan
         raise IllegalTransition(f"order {order_id}", "no sortie under way", "recalled")
 
+    async def zones_changed(self, flight: FlightPlanner) -> list[str]:
+        """The zones in force changed (an operator added one): every drone whose way ahead now comes
+        too close to a zone holds, gets a new path around it from where it is, and flies on (a drop
+        point inside the zone: the parcel comes home). Returns the sorties rerouted."""
+        self.airspace = flight.airspace
+        rerouted = []
+        for vehicle_id, runner in list(self.runners.items()):
+            plan = runner.plan
+            state = runner.vehicle_state
+            if plan.kind != "drone" or state.position is None or self.active.get(vehicle_id) is None:
+                continue
+            current = state.mission.current if state.mission.total == plan.mission_total else 0
+            position = (state.position.lat_deg, state.position.lon_deg)
+            if not await asyncio.to_thread(affected, self._site, self.airspace, plan, current, position):
+                continue
+            try:
+                await self._reroute(runner, flight, current)
+                rerouted.append(plan.sortie_id)
+            except (PlanningError, VehicleError) as e:
+                log.warning("sortie %s: no way around the new zone: %s", plan.sortie_id, e)
+                await self._store.update_sortie(plan.sortie_id, (await self._store.get_sortie(plan.sortie_id)).state,
+                                                detail=f"at risk: no way around the new zone: {e}")
+        return rerouted
+
+    async def _reroute(self, runner: SortieRunner, flight: FlightPlanner, current: int) -> None:
+        plan, state = runner.plan, runner.vehicle_state
+        assert state.position is not None
+        position = (state.position.lat_deg, state.position.lon_deg, state.position.alt_rel_m)
+        delivered = runner.parcel_delivered
+        try:
+            new = await asyncio.to_thread(reroute, self._site, flight, self.airspace, plan, position=position,
+                                          current_seq=current, delivered=delivered)
+        except InsideNoFlyZone as e:
+            if delivered:
+                raise
+            # The drop point closed: the parcel comes home, by a way around the zone.
+            await runner.abandon_delivery("dropoff_closed", f"the drop point is in a new no-fly zone: {e}")
+            new = await asyncio.to_thread(reroute, self._site, flight, self.airspace, plan, position=position,
+                                          current_seq=current, delivered=True)
+        fence = await asyncio.to_thread(fence_for, self._site, self.airspace, new.plan)
+        await runner.reroute(new.items, new.plan, fence)
+        self.active[plan.vehicle_id] = new.plan
+        record = await self._store.get_sortie(plan.sortie_id)
+        await self._store.update_sortie(plan.sortie_id, record.state, plan=asdict(new.plan),
+                                        mission_items=new.plan.mission_total,
+                                        detail=f"rerouted around the new zone: {new.reason}")
+
     async def load_grounded(self) -> None:
         self.grounded = {v.vehicle_id for v in await self._store.list_vehicles() if v.grounded}
 
-    def _run(self, plan: SortiePlan, phase: SortiePhase) -> None:
+    def _run(self, plan: SortiePlan, phase: SortiePhase, *, bringing_back: str | None = None) -> None:
         self.active[plan.vehicle_id] = plan
         self.started_s[plan.vehicle_id] = self._clock.now().timestamp()
-        self._spawn(self._fly(plan, phase), f"sortie-{plan.sortie_id}")
+        self._spawn(self._fly(plan, phase, bringing_back), f"sortie-{plan.sortie_id}")
 
-    async def _fly(self, plan: SortiePlan, phase: SortiePhase) -> None:
+    async def _fly(self, plan: SortiePlan, phase: SortiePhase, bringing_back: str | None) -> None:
         member = self._members[plan.vehicle_id]
         try:
             try:
@@ -97,8 +190,13 @@ class SortieManager:
             except VehicleError as e:
                 await self.sortie_phase(plan, SortiePhase.FAILED, f"vehicle not heard: {e}")
                 return
-            fence = await asyncio.to_thread(fence_for, self._site, self._site.airspace, plan)
-            runner = self.runners[plan.vehicle_id] = SortieRunner(plan, vehicle, fence, self, self._clock)
+            fence = await asyncio.to_thread(fence_for, self._site, self.airspace, plan)
+            order = await self._store.get_order(plan.order_id)
+            pin = (order.payload or {}).get("handoff_pin") if plan.handoff == "pin" else None
+            runner = self.runners[plan.vehicle_id] = SortieRunner(
+                plan, vehicle, fence, self, self._clock, policy=self._policy,
+                expected_pin=str(pin) if pin is not None else None, bringing_back=bringing_back,
+                early_pins=self._early_pins.pop(plan.order_id, []))
             await runner.run(phase)
         finally:
             if self.active.get(plan.vehicle_id) is plan:
@@ -135,9 +233,42 @@ class SortieManager:
             await self._store.transition(plan.order_id, state, **kwargs)
         except IllegalTransition as e:
             log.warning("sortie %s: order %s: %s", plan.sortie_id, plan.order_id, e)
+            return
+        if state == S.RETURNED:
+            await self._after_return(plan, reason or "returned")
+
+    async def _after_return(self, plan: SortiePlan, reason: str) -> None:
+        """A parcel is back at the depot: try the order again where the policy says so. A vehicle's
+        failure goes back to dispatch at once (another vehicle, or this one recharged); nobody at the
+        door gets a new window; a cancellation, or a policy of 'fail', ends it returned."""
+        policy = self._policy
+        order = await self._store.get_order(plan.order_id)
+        if order.state != S.RETURNED:
+            return
+        if reason in VEHICLE_REASONS and policy.redispatch:
+            if order.attempts >= MAX_ATTEMPTS:
+                await self._store.append_event("order", plan.order_id, "order.not_retried", {
+                    "reason": "attempts_exhausted", "detail": f"{order.attempts} sorties; last: {reason}"})
+                return
+            await self._store.transition(plan.order_id, S.ACCEPTED, reason=f"retry_after_{reason}",
+                                         detail=f"the parcel is back at {plan.depot}; dispatched again")
+        elif reason == "handoff_failed" and policy.failed_handoff == "retry" and order.attempts < MAX_ATTEMPTS:
+            length = ((order.window_latest - order.window_earliest) if order.window_latest and order.window_earliest
+                      else timedelta(hours=1))
+            earliest = self._clock.now() + timedelta(seconds=policy.retry_after_s)
+            await self._store.transition(plan.order_id, S.ACCEPTED, reason="retry_after_handoff_failed",
+                                         detail=f"nobody took the parcel; tried again from {earliest:%H:%M}",
+                                         window=(earliest, earliest + length))
+        else:
+            return
+        self._on_vehicle_freed(plan.vehicle_id)  # (wakes dispatch for the order)
+
+    async def order_eta(self, plan: SortiePlan, eta: datetime) -> None:
+        await self._store.set_etas({plan.order_id: eta}, states=(S.IN_TRANSIT,))
 
     async def _give_back(self, plan: SortiePlan, reason: str, detail: str) -> None:
         """The vehicle could not take the parcel: unload it and let dispatch try again, up to a limit."""
+        self.resting_until_s[plan.vehicle_id] = self._clock.now().timestamp() + REFUSED_REST_S
         order = await self._store.get_order(plan.order_id)
         if order.attempts >= MAX_ATTEMPTS:
             await self._store.transition(plan.order_id, S.FAILED, reason="attempts_exhausted",
@@ -154,3 +285,10 @@ class SortieManager:
         elif order.state in (S.IN_TRANSIT, S.DELIVERING):
             # Nobody knows where the parcel is: say so, never guess (the operator resolves it).
             await self._store.transition(plan.order_id, S.FAILED, reason="fate_unknown", detail=detail)
+
+
+def _back_reason(state: OrderState, reason: str | None) -> str:
+    """Why a parcel still on board is coming back, from its order (a restarted service)."""
+    if state == S.CANCELLED:
+        return "cancelled"
+    return reason or "returning"

@@ -4,6 +4,7 @@
      ├── SiteError                  a site folder is malformed (names the file and the feature)
      ├── OutsideOperatingArea       a point lies outside the site's operating area
      ├── InsideNoFlyZone            a start or goal lies inside an active zone (names the zone)
+     │    └── DropoffInsideZone     a sortie in flight: its drop point is now inside a zone
      ├── NoRoute                    no path or route exists between two points
      ├── UnknownPlace               a depot, drop point or vehicle model name the site lacks
      ├── EnergyInfeasible           a leg needs more energy than the battery holds above reserve
@@ -47,6 +48,14 @@ class InsideNoFlyZone(PlanningError):
         self.zone_id = zone_id
         self.reason = reason
         super().__init__(f"{what} is inside no-fly zone {zone_id!r} ({reason})")
+
+
+class DropoffInsideZone(InsideNoFlyZone):
+    """A sortie in flight cannot deliver: its drop point now lies inside (or within the safety
+    buffer of) a zone; the parcel must come home."""
+
+    def __init__(self, zone_id: str, reason: str) -> None:
+        super().__init__("the drop point", zone_id, reason)
 
 
 class NoRoute(PlanningError):

@@ -14,6 +14,8 @@ Behaviour follows the captures of real PX4 (quad 10040, rover 10045):
 - A quad armed on the ground that does not take off disarms after COM_DISARM_PRFLT 10 s.
 - A new mission (or fence) is checked MISSION_CHECK_DELAY_S after the upload's ACK: until then the
   mission is not valid (MISSION_START DENIED, MISSION_CURRENT state NO_MISSION), as in real PX4.
+- A mission uploaded while flying in Mission is flown at once from the item the upload marked
+  current (no MISSION_START); one found infeasible then (or cleared) makes it fall back to RTL.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ ROVER_MISSION_SPEED_RATIO = 0.89
 # 102.345 s), and a MISSION_START 0.009 s after the ACK was DENIED ("No valid mission", the _b
 # profiles' mission.start_at_once_after_upload).
 MISSION_CHECK_DELAY_S = 0.3
+SEVERITY_CRITICAL = 2
 
 MISSION_NO_MISSION = 1
 MISSION_NOT_STARTED = 2
@@ -159,7 +162,9 @@ class Navigator:
     def on_mission_changed(self) -> None:
         self.on_plan_changed()
         self.items = self.v.store.items(0)
-        current = next((it.seq for it in self.items if it.current), 0)
+        # PX4 flies on from the item the upload marked current; with none marked, it keeps its index
+        # (MissionBase::updateMavlinkMission clamps the old current_seq to the new count).
+        current = next((it.seq for it in self.items if it.current), min(self.seq, max(len(self.items) - 1, 0)))
         self.seq = current if current < len(self.items) else 0
         self.complete = False
         self.started = self.v.mode == Mode.MISSION and self.v.armed and bool(self.items)
@@ -305,6 +310,19 @@ class Navigator:
                 return
             self.seq += 1
             self._item_fresh = True
+
+    def _mission_lost(self) -> bool:
+        """A checked mission found infeasible (or cleared) while it flies in Mission: PX4's navigator
+        says so and loiters, and commander falls back to RTL, because Mission cannot run without a
+        valid mission (commander/failsafe/failsafe.cpp `checkModeFallback`). Until the check is done,
+        the navigator goes on with what it has."""
+        v = self.v
+        if not self.mission_checked or v.mission_valid():
+            return False
+        v.statustext("No valid mission available, loitering\t", SEVERITY_CRITICAL)
+        v.event("mission_not_valid_loiter", events.ERROR, internal=events.DISABLED)
+        v.set_mode(Mode.RTL)
+        return True
 
     def _begin_item(self, item: MissionItem, now: float) -> None:
         v = self.v
@@ -624,6 +642,8 @@ class Navigator:
             self._fly(v.position_enu)
             return
         mode = v.mode
+        if mode == Mode.MISSION and self._mission_lost():
+            return
         if mode == Mode.MISSION:
             self._tick_mission(now)
         elif mode == Mode.RTL:

@@ -33,11 +33,15 @@ class ProofOfDelivery(_Payload):
     """How and where a parcel was handed over."""
 
     at: AwareDatetime
-    method: str = Field(description="gripper_release, locker or pin", examples=["gripper_release"])
+    method: str = Field(description="gripper_release, locker or pin (the recipient's PIN matched)",
+                        examples=["gripper_release"])
     lat_deg: float | None = Field(default=None, ge=-90.0, le=90.0)
     lon_deg: float | None = Field(default=None, ge=-180.0, le=180.0)
     distance_m: float | None = Field(default=None, ge=0.0, description="from the drop point")
     within_radius: bool | None = None
+    gripper_confirmed: bool | None = Field(default=None, description="a drone's release: true when the gripper "
+                                           "acknowledged it, false when the mission's own release item did it "
+                                           "with no ground station listening")
 
 
 class OrderStatus(_Payload):
@@ -155,6 +159,9 @@ class ControlRequest(_Payload):
     correlation_id: str = Field(min_length=1, max_length=128)
     command: str = Field(min_length=1, max_length=64, examples=["cancel_order", "pause_vehicle"])
     args: dict[str, Any] = Field(default_factory=dict)
+    expires_at: AwareDatetime | None = Field(default=None, description="not to be carried out after this "
+                                             "(wall clock): a request the broker delivers late, after a "
+                                             "reconnect, is answered `expired` instead")
 
 
 class ControlResponse(_Payload):
@@ -164,6 +171,8 @@ class ControlResponse(_Payload):
     ok: bool
     result: Any = None
     error: str | None = None
+    code: str | None = Field(default=None, description="machine-readable error (with ok false), e.g. "
+                             "forbidden, bad_args, unknown_vehicle, illegal_transition, vehicle_error")
 
 
 #: The payload model of every topic kind.

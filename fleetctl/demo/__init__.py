@@ -1,7 +1,7 @@
 """`fleetctl demo`: the whole system on one machine with nothing but `pip install`.
 
-The bundled site's fleet on the built-in simulator, the in-process MQTT broker, SQLite in a temporary
-folder and the real service (`fleetctl.service.Service`), fed a synthetic order stream through the
+The bundled site's fleet on the built-in simulator, the in-process MQTT broker, SQLite in the
+output folder and the real service (`fleetctl.service.Service`), fed a synthetic order stream through the
 broker at a sped-up simulated clock; a live view while it runs, then KPIs, a JSON report and a map.
 
     options.py  what a run is asked to do (DemoOptions), checked

@@ -1,5 +1,5 @@
 """The parts of a demo that can be embedded or real: the MQTT broker (amqtt in this process, or
---broker), the store (SQLite in a temporary folder, or --store), the vehicles (the built-in simulator
+--broker), the store (SQLite in the output folder, or --store), the vehicles (the built-in simulator
 in this process, or real PX4 SITL with --px4-dir)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ PX4_SPEED_BUDGET = 12.0
 SIM_STEP_S = 0.02
 SIM_START_S = 60.0
 SIM_STOP_S = 5.0
+#: How long the simulator's process may take to answer a fault (wall seconds).
+FAULT_ACK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,12 @@ class StoreChoice:
         return f"{shown} (schema {self.schema})" if self.schema else shown
 
 
-def store(url: str | None, folder: Path) -> StoreChoice:
-    """SQLite in `folder` (a temporary one), or `url` (PostgreSQL in a fresh schema of its own, so
-    nothing of an earlier run is recovered into this one)."""
+def store(url: str | None, folder: Path, name: str = "fleet.db") -> StoreChoice:
+    """SQLite file `name` in `folder` (the run's output folder: it stays for `fleetctl report`), or
+    `url` (PostgreSQL in a fresh schema of its own, so nothing of an earlier run is recovered into
+    this one)."""
     if url is None:
-        return StoreChoice(f"sqlite+aiosqlite:///{folder / 'fleet.db'}", None)
+        return StoreChoice(f"sqlite+aiosqlite:///{(folder / name).resolve()}", None)
     if url.startswith("postgresql"):
         return StoreChoice(url, f"demo_{uuid.uuid4().hex[:12]}")
     return StoreChoice(url, None)
@@ -91,6 +94,31 @@ class SimChoice:
     speed: float  # the speed the vehicles run at: the demo's clock runs at it too
     backend: str  # "builtin" or "px4"
     latest: dict[str, Any] | None = None  # the built-in simulator's last account of its pace
+    acks: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)  # fault id -> its answer
+    faults_sent: int = 0
+
+    async def inject(self, sysid: int, fault: str, **args: Any) -> None:
+        """Inject a fault (a `sitl.faults.Faults` method and its arguments) into the built-in
+        simulator's vehicle `sysid` (fleetctl.demo.simproc's control channel). FaultRejected if
+        the simulator refuses it or does not answer; PX4 has no such channel (the caller checks
+        `backend` first)."""
+        if self.backend != "builtin" or self.sim.stdin is None:
+            raise FaultRejected(f"{fault}: only the built-in simulator takes injected faults")
+        self.faults_sent += 1
+        ident = self.faults_sent
+        answer = self.acks[ident] = asyncio.get_running_loop().create_future()
+        line = json.dumps({"id": ident, "sysid": sysid, "fault": fault, "args": args}) + "\n"
+        try:
+            self.sim.stdin.write(line.encode())
+            await self.sim.stdin.drain()
+            async with asyncio.timeout(FAULT_ACK_S):
+                reply = await answer
+        except (TimeoutError, ConnectionError) as e:
+            raise FaultRejected(f"{fault}: the simulator did not take it ({type(e).__name__})") from e
+        finally:
+            self.acks.pop(ident, None)
+        if not reply.get("ok"):
+            raise FaultRejected(f"{fault}: {reply.get('error')}")
 
     def stats(self) -> dict[str, Any] | None:
         """The built-in simulator's own account of its pace (None on PX4)."""
@@ -157,6 +185,10 @@ class SimulatorFailed(FleetError):
     """The built-in simulator's process could not start, or stopped."""
 
 
+class FaultRejected(FleetError):
+    """A fault could not be injected (the simulator refused it, or cannot take faults)."""
+
+
 async def _read_stdout(stream: asyncio.StreamReader, choice: SimChoice, ready: asyncio.Future[None]) -> None:
     while line := await stream.readline():
         with contextlib.suppress(ValueError):
@@ -165,6 +197,10 @@ async def _read_stdout(stream: asyncio.StreamReader, choice: SimChoice, ready: a
                 ready.set_result(None)
             elif "stats" in message:
                 choice.latest = message["stats"]
+            elif "fault_ack" in message:
+                answer = choice.acks.get(message["fault_ack"])
+                if answer is not None and not answer.done():
+                    answer.set_result(message)
     if not ready.done():
         ready.set_exception(EOFError())
 

@@ -33,9 +33,19 @@ def by_kind(site: Site, kind: VehicleKind) -> list[str]:
     return order
 
 
-def choose_vehicles(site: Site, quads: int | None, robots: int | None) -> list[str]:
-    """`quads` drones and `robots` robots of the site's fleet (None: all of that kind), in fleet
-    order. ConfigError if the site has fewer than asked, or if none is left."""
+def choose_vehicles(site: Site, quads: int | None, robots: int | None,
+                    named: Sequence[str] | None = None) -> list[str]:
+    """`quads` drones and `robots` robots of the site's fleet (None: all of that kind), or the
+    vehicles `named`, in fleet order. ConfigError if the site has fewer than asked, does not know a
+    name, or if none is left."""
+    if named is not None:
+        known = [entry.vehicle_id for entry in site.fleet]
+        unknown = [v for v in named if v not in known]
+        if unknown:
+            raise ConfigError(f"site {site.name!r} has no vehicle {', '.join(unknown)} (it has {', '.join(known)})")
+        if not named:
+            raise ConfigError("no vehicles: name at least one")
+        return [v for v in known if v in named]
     chosen: set[str] = set()
     asked: list[tuple[VehicleKind, str, int | None]] = [("drone", "--quads", quads), ("robot", "--robots", robots)]
     for kind, flag, count in asked:

@@ -26,9 +26,10 @@ class DemoOptions:
     seed: int = 0
     quads: int | None = None  # None: every drone of the site's fleet
     robots: int | None = None  # None: every robot of the site's fleet
+    vehicles: tuple[str, ...] | None = None  # these vehicles of the site's fleet (then quads/robots are unused)
     out: Path | None = None  # None: ./demo-run-<timestamp>/
     broker: str | None = None  # None: the embedded broker
-    store: str | None = None  # None: SQLite in a temporary folder
+    store: str | None = None  # None: SQLite in the output folder
     px4_dir: Path | None = None  # None: the built-in simulator
     site: Path | None = None  # None: the bundled Helsinki site
     drain_min: float = DEFAULT_DRAIN_MIN

@@ -47,6 +47,7 @@ class PlannedOrder:
     priority: str
     window_s: float
     handoff: str | None = None
+    handoff_pin: str | None = None  # with handoff "pin": the PIN the shop gave the recipient
 
     def payload(self, site_id: str, now: datetime) -> dict[str, Any]:
         """The order as the shop sends it at `now` (its window opens then)."""
@@ -57,6 +58,8 @@ class PlannedOrder:
         }
         if self.handoff is not None:
             body["handoff"] = self.handoff
+        if self.handoff_pin is not None:
+            body["handoff_pin"] = self.handoff_pin
         return body
 
 

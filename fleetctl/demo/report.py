@@ -18,17 +18,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from fleetctl.demo.watch import OrderView, Recording, Shop
+from fleetctl.demo.watch import Battery, OrderView, Shop
 from fleetctl.mapview import Track, render_site_map
 from fleetctl.orders.model import utc_iso
 from fleetctl.tracks import AIRBORNE_M, Closest, min_drone_separation, zone_incursions
+from fleetctl.tracks import Track as SampledTrack
+from planner.airspace import NoFlyZone
 from planner.geo import FloatArray
 from planner.site import Site
 
@@ -48,6 +51,30 @@ OUTCOMES = {
 }
 VEHICLE_COLOURS = ("#1c7ed6", "#d6336c", "#0ca678", "#f59f00", "#7048e8", "#e8590c", "#15aabf", "#5c940d",
                    "#ae3ec9", "#364fc7", "#c92a2a", "#087f5b")
+
+
+class _Tracks(Protocol):
+    @property
+    def tracks(self) -> Mapping[str, SampledTrack]: ...
+
+
+class _Batteries(Protocol):
+    @property
+    def batteries(self) -> Mapping[str, Battery]: ...
+
+
+class Recorded(Protocol):
+    """The tracks and batteries of a run: sampled while it runs (`fleetctl.demo.watch.Recording`), or
+    read back from its folder (`fleetctl.demo.rebuild`)."""
+
+    @property
+    def tracks(self) -> _Tracks: ...
+
+    @property
+    def batteries(self) -> _Batteries: ...
+
+    @property
+    def start(self) -> datetime: ...
 
 
 def outcome(order: OrderView) -> str:
@@ -95,7 +122,9 @@ def _closest(found: Closest | None) -> dict[str, Any] | None:
             "vehicles": list(found.pair), "at_s": round(found.t_s, 1)}
 
 
-def kpis(shop: Shop, rec: Recording, site: Site) -> dict[str, Any]:
+def kpis(shop: Shop, rec: Recorded, site: Site, zones: Sequence[NoFlyZone] | None = None) -> dict[str, Any]:
+    """`zones`: the no-fly zones the tracks are checked against (default: the site's; a run that
+    added zones passes those too, each active from when it was added)."""
     orders = list(shop.orders.values())
     states = [o.state for o in orders]
     delivered = [o for o in orders if o.state == "delivered"]
@@ -117,7 +146,7 @@ def kpis(shop: Shop, rec: Recording, site: Site) -> dict[str, Any]:
     start_s = rec.start.timestamp()
     at_any = min_drone_separation(tracks)
     same_level = min_drone_separation(tracks, vertical_m=SAME_LEVEL_M)
-    incursions = zone_incursions(tracks, site.zones, tolerance_m=INCURSION_TOLERANCE_M)
+    incursions = zone_incursions(tracks, site.zones if zones is None else zones, tolerance_m=INCURSION_TOLERANCE_M)
     separations = {"any_height": _closest(at_any), f"within_{SAME_LEVEL_M:g}_m_vertically": _closest(same_level)}
     for found in separations.values():
         if found is not None:
@@ -147,7 +176,7 @@ def _airborne_s(t: FloatArray, alt: FloatArray) -> float:
     return float(np.diff(t)[up].sum())
 
 
-def vehicle_rows(shop: Shop, rec: Recording) -> list[dict[str, Any]]:
+def vehicle_rows(shop: Shop, rec: Recorded) -> list[dict[str, Any]]:
     rows = []
     for vid, view in shop.vehicles.items():
         track = rec.tracks.tracks.get(vid)
@@ -176,11 +205,12 @@ class Report:
     map_path: Path | None
 
 
-def build(shop: Shop, rec: Recording, site: Site, meta: Mapping[str, Any]) -> dict[str, Any]:
+def build(shop: Shop, rec: Recorded, site: Site, meta: Mapping[str, Any],
+          zones: Sequence[NoFlyZone] | None = None) -> dict[str, Any]:
     return {
         "report_version": REPORT_VERSION,
         **meta,
-        "kpis": kpis(shop, rec, site),
+        "kpis": kpis(shop, rec, site, zones),
         "vehicles": vehicle_rows(shop, rec),
         "orders": order_rows(shop),
         "incidents": [{"at": utc_iso(i.at), "what": i.text} for i in shop.incidents],
@@ -195,7 +225,7 @@ def write_json(data: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
-def draw_map(site: Site, shop: Shop, rec: Recording, path: Path, title: str) -> Path:
+def draw_map(site: Site, shop: Shop, rec: Recorded, path: Path, title: str) -> Path:
     """The site with every vehicle's track (a colour each; robots dashed) and every order's drop
     point coloured by its outcome (fleetctl.mapview; it carries the OpenStreetMap attribution)."""
     drawn: list[Track] = []
@@ -217,7 +247,7 @@ def draw_map(site: Site, shop: Shop, rec: Recording, path: Path, title: str) -> 
     return render_site_map(site, path, tracks=drawn, title=title)
 
 
-def write_tracks(rec: Recording, path: Path) -> Path:
+def write_tracks(rec: Recorded, path: Path) -> Path:
     """Every recorded track sample as CSV: simulated seconds since the start, vehicle, local east and
     north (m, the site's frame), height above home (m)."""
     start_s = rec.start.timestamp()

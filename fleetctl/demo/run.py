@@ -8,6 +8,12 @@
 3. after --hours of simulated time, a drain: until every order has ended, or --drain simulated
    minutes have passed;
 4. everything stops; the KPIs, the JSON report and the map are written to the output folder.
+
+The output folder keeps what `fleetctl report` redraws them from (fleetctl.demo.rebuild): the store
+(fleet.db, when it is SQLite), the site as the run served it (site/) and the tracks (tracks.csv).
+
+A scenario run (fleetctl.scenario) is such a run with `RunHooks`: its own orders instead of the
+synthetic stream, and a coroutine (its timeline of faults and operator actions) run beside them.
 """
 
 from __future__ import annotations
@@ -15,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +63,11 @@ PLAIN_WIDTH = 200
 TRACK_HZ = 1.0
 
 
+#: The files of a run's output folder that a new run into the same folder replaces.
+STORE_FILE = "fleet.db"
+SITE_FOLDER = "site"
+
+
 @dataclass
 class DemoResult:
     exit_code: int
@@ -64,37 +75,71 @@ class DemoResult:
     report_path: Path
     map_path: Path | None
     data: dict[str, Any]
+    store: backends.StoreChoice | None = None  # where the run's store is (kept after the run)
+    site: Site | None = None  # the site as the run served it (its fleet: the vehicles used)
+    recording: Recording | None = None  # the tracks and batteries sampled
 
 
-async def run_demo(options: DemoOptions, console: Console | None = None, *, handle_sigint: bool = False) -> DemoResult:
+@dataclass
+class RunContext:
+    """What a hook sees of a run in progress: everything is running and the fleet is ready."""
+
+    site: Site
+    members: dict[str, FleetMember]
+    running: Running
+    sim: backends.SimChoice
+    shop: Shop
+    clock: ScaledClock
+    start: datetime  # simulated time the order stream started
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """How a scenario run differs from a demo day."""
+
+    #: The orders to send, instead of the synthetic stream.
+    orders: list[PlannedOrder] | None = None
+    #: Runs beside the order stream once the fleet is ready; the drain also waits for it to end.
+    #: What it raises stops the run (it reports its own failures otherwise).
+    during: Callable[[RunContext], Coroutine[Any, Any, None]] | None = None
+    #: The first words of the header line and the map's title.
+    title: str = "fleetctl demo"
+
+
+async def run_demo(options: DemoOptions, console: Console | None = None, *, handle_sigint: bool = False,
+                   hooks: RunHooks | None = None) -> DemoResult:
     """Run a demo (see the module docstring); FleetError (ConfigError for bad options) before
     anything starts, when the options cannot be served."""
     opts = options.checked()
+    hooks = hooks or RunHooks()
     console = console or Console()
     if not console.is_terminal and console.width < PLAIN_WIDTH:
         console.width = PLAIN_WIDTH  # a file or a pipe: tables as wide as they need, never wrapped
     wall0 = time.monotonic()
     out = opts.out_dir(datetime.now())
     source = await asyncio.to_thread(load_site, opts.site_dir)
-    vehicle_ids = choose_vehicles(source, opts.quads, opts.robots)
-    with tempfile.TemporaryDirectory(prefix="fleetctl-demo-") as tmp:
-        site_dir = site_with_fleet(opts.site_dir, vehicle_ids, Path(tmp) / "site")
-        site = await asyncio.to_thread(load_site, site_dir)
-        # With a shared broker, this run's topics (and the service's persistent session) are its own.
-        site_id = site.name if opts.broker is None else f"{site.name}-demo-{uuid.uuid4().hex[:6]}"
-        members = fleet_members(site)
-        kinds = {m.kind for m in members.values()}
-        orders = order_stream(site, hours=opts.hours, per_hour=opts.orders_per_hour, seed=opts.seed,
-                              drones="drone" in kinds, robots="robot" in kinds,
-                              robot_depots=frozenset(m.depot for m in members.values() if m.kind == "robot"))
-        store = backends.store(opts.store, Path(tmp))
-        run = _Run(opts, console, site, site_id, members, orders, store, out, wall0, handle_sigint)
-        data = await run.execute(site_dir)
+    vehicle_ids = choose_vehicles(source, opts.quads, opts.robots, opts.vehicles)
+    out.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(_clear_earlier_run, out)
+    site_dir = site_with_fleet(opts.site_dir, vehicle_ids, out / SITE_FOLDER)
+    site = await asyncio.to_thread(load_site, site_dir)
+    # With a shared broker, this run's topics (and the service's persistent session) are its own.
+    site_id = site.name if opts.broker is None else f"{site.name}-demo-{uuid.uuid4().hex[:6]}"
+    members = fleet_members(site)
+    kinds = {m.kind for m in members.values()}
+    orders = hooks.orders if hooks.orders is not None else order_stream(
+        site, hours=opts.hours, per_hour=opts.orders_per_hour, seed=opts.seed, drones="drone" in kinds,
+        robots="robot" in kinds, robot_depots=frozenset(m.depot for m in members.values() if m.kind == "robot"))
+    store = backends.store(opts.store, out, STORE_FILE)
+    run = _Run(opts, console, site, site_id, members, orders, store, out, wall0, handle_sigint, hooks)
+    data = await run.execute(site_dir)
     map_path = await asyncio.to_thread(report.draw_map, site, run.shop, run.recording, out / "map.png",
-                                       _map_title(site, data))
+                                       map_title(hooks.title, site, data))
     tracks_path = await asyncio.to_thread(report.write_tracks, run.recording, out / "tracks.csv")
     data["timing"]["total_wall_s"] = round(time.monotonic() - wall0, 1)
-    data["files"] = {"report": str(out / "report.json"), "map": str(map_path), "tracks": str(tracks_path)}
+    data["title"] = hooks.title
+    data["files"] = {"report": str(out / "report.json"), "map": str(map_path), "tracks": str(tracks_path),
+                     "site": str(site_dir), **({"store": str(out / STORE_FILE)} if opts.store is None else {})}
     report_path = report.write_json(data, out / "report.json")
     report.show(console, data)
     k = data["kpis"]["orders"]
@@ -109,22 +154,31 @@ async def run_demo(options: DemoOptions, console: Console | None = None, *, hand
                       "--speed avoids it[/yellow]", soft_wrap=True)
     console.print(f"report: {report_path}", soft_wrap=True, highlight=False)
     console.print(f"map:    {map_path}", soft_wrap=True, highlight=False)
-    return DemoResult(130 if stopped else 0, out, report_path, map_path, data)
+    return DemoResult(130 if stopped else 0, out, report_path, map_path, data, store, site, run.recording)
 
 
-def _map_title(site: Site, data: dict[str, Any]) -> str:
+def map_title(title: str, site: Site, data: dict[str, Any]) -> str:
     k = data["kpis"]
     c = k["orders"]
     rate = k["on_time_rate"]
     on_time = f", {100.0 * rate:.0f} % on time" if rate is not None else ""
-    return (f"fleetctl demo, {site.name}: {c['received']} orders, {c['delivered']} delivered{on_time} "
+    return (f"{title}, {site.name}: {c['received']} orders, {c['delivered']} delivered{on_time} "
             f"({data['hours']:g} h at {data['timing']['speed']:g}x, seed {data['seed']})")
+
+
+def _clear_earlier_run(out: Path) -> None:
+    """An earlier run's store and site copy in `out` go: the service would recover that run's orders
+    into this one, and the site copy is made afresh."""
+    for name in (STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm"):
+        (out / name).unlink(missing_ok=True)
+    if (out / SITE_FOLDER / "site.toml").is_file():
+        shutil.rmtree(out / SITE_FOLDER)
 
 
 class _Run:
     def __init__(self, opts: DemoOptions, console: Console, site: Site, site_id: str,
                  members: dict[str, FleetMember], orders: list[PlannedOrder], store: backends.StoreChoice,
-                 out: Path, wall0: float, handle_sigint: bool) -> None:
+                 out: Path, wall0: float, handle_sigint: bool, hooks: RunHooks) -> None:
         self.opts = opts
         self.console = console
         self.site = site
@@ -135,6 +189,7 @@ class _Run:
         self.out = out
         self.wall0 = wall0
         self.handle_sigint = handle_sigint
+        self.hooks = hooks
         self.stop = asyncio.Event()
         self.shop: Shop
         self.recording: Recording
@@ -174,8 +229,9 @@ class _Run:
             view = DemoView(self.console, shop, clock, phase, f"{self.site.name} x{clock.speed_factor:g}")
             run_wall0 = time.monotonic()
             startup_wall = run_wall0 - self.wall0
+            context = RunContext(self.site, members, running, sim, shop, clock, start)
             async with view.showing(opts.live):
-                drained = await self._day(shop, recording, clock, phase, service, sim)
+                drained = await self._day(shop, recording, clock, phase, service, sim, context)
             run_wall = time.monotonic() - run_wall0
             simulated_s = (clock.now() - start).total_seconds()
             recording.sample()
@@ -206,7 +262,7 @@ class _Run:
         n_robots = len(self.members) - n_drones
         vehicles = "built-in simulator" if sim.backend == "builtin" else f"PX4 SITL from {opts.px4_dir}"
         self.console.print(
-            f"fleetctl demo: site {self.site.name}, {_n(n_drones, 'drone')} + {_n(n_robots, 'robot')} "
+            f"{self.hooks.title}: site {self.site.name}, {_n(n_drones, 'drone')} + {_n(n_robots, 'robot')} "
             f"({', '.join(self.members)}), {len(self.orders)} orders over {opts.hours:g} h simulated "
             f"(~{opts.orders_per_hour:g}/h, seed {opts.seed}) at {sim.speed:g}x. Vehicles: {vehicles}; broker: "
             f"{broker.label} (topics fleet/{self.site_id}/...); store: {self.store.label}; output: {self.out}/",
@@ -233,14 +289,21 @@ class _Run:
             await asyncio.sleep(WAIT_STEP_S)
 
     async def _day(self, shop: Shop, recording: Recording, clock: ScaledClock, phase: RunPhase,
-                   service: asyncio.Task[None], sim: backends.SimChoice) -> bool:
-        """The order stream, then the drain. True if every order ended."""
+                   service: asyncio.Task[None], sim: backends.SimChoice, context: RunContext) -> bool:
+        """The order stream (and the hook's coroutine beside it), then the drain. True if every order
+        ended (and the hook's coroutine did)."""
         loop = asyncio.get_running_loop()
         if self.handle_sigint:
             loop.add_signal_handler(signal.SIGINT, self._interrupted)
         tasks = [asyncio.create_task(recording.run(), name="demo-recording"),
                  asyncio.create_task(_produce(shop, self.orders, clock, phase.start), name="demo-orders")]
+        if self.hooks.during is not None:
+            tasks.append(asyncio.create_task(self.hooks.during(context), name="demo-hook"))
         watched = [service, *tasks, *([shop.listener] if shop.listener else [])]
+
+        def over() -> bool:
+            return all(t.done() for t in tasks[1:]) and shop.all_terminal()
+
         try:
             phase.name = "orders"
             stream_end = phase.start + timedelta(seconds=phase.stream_s)
@@ -251,13 +314,12 @@ class _Run:
                     (stream_end - clock.now()).total_seconds()))))
             phase.name = "drain"
             drain_end = stream_end + timedelta(seconds=phase.drain_s)
-            while not (tasks[1].done() and shop.all_terminal()) and clock.now() < drain_end \
-                    and not self.stop.is_set():
+            while not over() and clock.now() < drain_end and not self.stop.is_set():
                 _check(*watched)
                 sim.check()
                 await shop.changed(WAIT_STEP_S)
             phase.name = "done"
-            return tasks[1].done() and shop.all_terminal()
+            return over()
         finally:
             if self.handle_sigint:
                 loop.remove_signal_handler(signal.SIGINT)

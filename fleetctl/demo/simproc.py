@@ -11,6 +11,11 @@ link only, as PX4 SITL would be.
 Prints one JSON line {"ready": N} once every vehicle's sockets are open, then one line of the
 simulator's stats every second ({"stats": {...}}); ends when its stdin closes (its parent ended) or on
 SIGTERM.
+
+Its stdin is also a control channel for fault injection (scenario runs): one JSON line per fault,
+{"id": 7, "sysid": 2, "fault": "link_loss", "args": {"duration_s": 60}}, calls
+`sitl.faults.Faults.<fault>(**args)` on that vehicle and is answered on stdout with
+{"fault_ack": 7, "ok": true} or {"fault_ack": 7, "ok": false, "error": "..."}.
 """
 
 from __future__ import annotations
@@ -22,10 +27,14 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 STATS_EVERY_S = 1.0
+#: The methods of sitl.faults.Faults the control channel may call.
+FAULTS = frozenset({"link_loss", "packet_loss", "battery_drop", "gps_loss", "gripper_jam", "wind_gust",
+                    "refuse_arm"})
 
 
 def _args(argv: Sequence[str]) -> argparse.Namespace:
@@ -62,7 +71,13 @@ async def _serve(args: argparse.Namespace) -> None:
                         datalink_timeout_s=None, **step) as fleet:
         _say({"ready": len(fleet.vehicles)})
         parent = loop.create_future()  # done when stdin closes: the parent is gone
-        threading.Thread(target=_wait_eof, args=(loop, parent), name="parent-watch", daemon=True).start()
+        by_sysid = {v.sysid: v for v in fleet.vehicles}
+
+        def inject(line: bytes) -> None:
+            _say(_inject(by_sysid, line))
+
+        threading.Thread(target=_read_control, args=(loop, parent, inject), name="parent-watch",
+                         daemon=True).start()
         while not parent.done():
             await asyncio.wait({parent}, timeout=STATS_EVERY_S)
             s = fleet.stats()
@@ -71,9 +86,33 @@ async def _serve(args: argparse.Namespace) -> None:
                             "behind_s": round(s.behind_s, 1), "lag_events": s.lag_events}})
 
 
-def _wait_eof(loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
+def _inject(vehicles: Mapping[int, Any], line: bytes) -> dict[str, object]:
+    """Apply one fault line (see the module docstring); the answer to print."""
+    ident: object = None
+    try:
+        message = json.loads(line)
+        ident = message.get("id")
+        fault = message["fault"]
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}")
+        vehicle = vehicles.get(int(message["sysid"]))
+        if vehicle is None:
+            raise ValueError(f"no vehicle with system id {message['sysid']}")
+        getattr(vehicle.faults, fault)(**message.get("args", {}))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        return {"fault_ack": ident, "ok": False, "error": f"{type(e).__name__}: {e}"}
+    return {"fault_ack": ident, "ok": True}
+
+
+def _read_control(loop: asyncio.AbstractEventLoop, done: asyncio.Future[None],
+                  inject: Callable[[bytes], None]) -> None:
+    """Fault lines from stdin, each handed to the loop (the vehicles live there), until it closes."""
     with contextlib.suppress(OSError, ValueError):
-        sys.stdin.buffer.read()
+        for line in sys.stdin.buffer:
+            if line.strip():
+                with contextlib.suppress(RuntimeError):  # the loop has closed already
+                    loop.call_soon_threadsafe(inject, line)
+
     def finish() -> None:
         if not done.done():
             done.set_result(None)

@@ -107,9 +107,10 @@ class Incident:
 
 
 class Shop:
-    """The order producer and status reader (see the module docstring). Use `connect`."""
+    """The order producer and status reader (see the module docstring). Use `connect`; with no
+    client (`fleetctl.demo.rebuild`) it is what a finished run's store and events say, sending nothing."""
 
-    def __init__(self, client: aiomqtt.Client, site_id: str, clock: Clock, vehicles: Mapping[str, str]) -> None:
+    def __init__(self, client: aiomqtt.Client | None, site_id: str, clock: Clock, vehicles: Mapping[str, str]) -> None:
         self._client = client
         self.site_id = site_id
         self._clock = clock
@@ -154,6 +155,8 @@ class Shop:
 
     async def send(self, order: PlannedOrder) -> OrderView:
         """Publish one order (QoS 1: returns once the broker has it); its window opens now."""
+        if self._client is None:
+            raise BusUnavailable("an offline view of a run sends no orders")
         now = self._clock.now()
         body = order.payload(self.site_id, now)
         view = OrderView(order, now, datetime.fromisoformat(body["window"]["latest"]))
@@ -174,6 +177,8 @@ class Shop:
     async def clear_retained(self) -> None:
         """Empty the retained status and vehicle state topics of this run (a shared broker keeps
         them otherwise)."""
+        if self._client is None:
+            return
         topics = [f"{self.prefix}/orders/{oid}/status" for oid in self.orders]
         topics += [f"{self.prefix}/vehicles/{vid}/state" for vid in self.vehicles]
         for topic in topics:
@@ -181,7 +186,13 @@ class Shop:
 
     # ---- what comes back ----
 
+    def replay(self, event: EventMessage) -> None:
+        """Take one event as if the broker had just sent it (a run rebuilt from its store)."""
+        self._event(event)
+
     async def _listen(self) -> None:
+        if self._client is None:
+            return
         async for message in self._client.messages:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray) or not payload:

@@ -79,6 +79,9 @@ class Order(BaseModel):
     priority: Priority = Priority.STANDARD
     recipient_ref: Annotated[str, Field(max_length=128)] | None = None
     handoff: Handoff = Handoff.LOCKER
+    handoff_pin: Annotated[str, Field(pattern=r"^[0-9]{4,8}$")] | None = Field(
+        default=None, description="with handoff 'pin': the PIN the shop gave the recipient; the robot hands "
+        "the parcel over when it comes on orders/<order_id>/handoff (never published by the service)")
 
     def fingerprint(self) -> str:
         """A digest of the content, to tell a duplicate (same id, same content) from a conflict."""

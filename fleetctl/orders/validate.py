@@ -54,6 +54,7 @@ class RejectReason(enum.StrEnum):
     TOO_HEAVY_FOR_FLEET = "too_heavy_for_fleet"
     TOO_LARGE_FOR_FLEET = "too_large_for_fleet"
     HANDOFF_UNSUPPORTED = "handoff_unsupported"
+    HANDOFF_PIN_MISSING = "handoff_pin_missing"
     OUT_OF_RANGE = "out_of_range"
     BAD_TIME_WINDOW = "bad_time_window"
     ID_CONFLICT = "id_conflict"
@@ -133,6 +134,9 @@ class OrderValidator:
         if not sized:
             raise OrderRejected(RejectReason.TOO_LARGE_FOR_FLEET, f"a {order.size} parcel fits none of the fleet's "
                                 f"vehicles ({', '.join(kinds)})")
+        if order.handoff == Handoff.PIN and order.handoff_pin is None:
+            raise OrderRejected(RejectReason.HANDOFF_PIN_MISSING, "a hand-off by PIN needs the recipient's PIN in "
+                                "handoff_pin (4 to 8 digits), to check the one the recipient enters")
         handing = [k for k in sized if order.handoff in _HANDOFFS[k]]
         if not handing:
             raise OrderRejected(RejectReason.HANDOFF_UNSUPPORTED, f"hand-off {order.handoff} is not made by the "

@@ -5,7 +5,7 @@ is doing from the mission progress it reports (the seq of the drop point, of the
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -30,10 +30,16 @@ from vehicles.base import (
 )
 
 Kind = Literal["drone", "robot"]
-#: How long a drone hovers at the release height over the drop point before releasing.
-RELEASE_SETTLE_S = 3.0
+Route = Literal["full", "resume", "home"]
+#: How long a drone holds at the release height over the drop point. The service commands the
+#: release (DO_GRIPPER) in this hold, so PX4's answer confirms it and a jammed gripper is known; the
+#: mission's own release item after it is the fallback when no ground station is listening.
+RELEASE_HOLD_S = 10.0
 #: A drone descends to this height above the drop point to release the parcel.
 RELEASE_ALT_M = 10.0
+#: Acceptance radius of the first waypoint of a mission replanned in flight (the drone's position
+#: when it was planned): it flew on while the plan was made and uploaded, and must not turn back for it.
+RESUME_ACCEPT_M = 15.0
 #: Fence items PX4 stores: dataman's DM_KEY_FENCE_POINTS_MAX is 64 (src/modules/dataman/dataman.h),
 #: and MAVLink's mission manager refuses a larger MISSION_COUNT with NO_SPACE. Keep a margin.
 MAX_FENCE_ITEMS = 60
@@ -62,6 +68,15 @@ class SortiePlan:
     mission_total: int = 0
     drop_seq: int = 0  # the waypoint over / at the drop point
     handoff_seq: int = 0  # the item whose completion means the parcel left the vehicle
+    hold_seq: int = 0  # drones: the hold over the drop point in which the service commands the release
+    # how the parcel leaves the vehicle (fleetctl.orders.model.Handoff): "pin" makes a robot wait
+    handoff: str = "locker"
+    battery_wh: float = 0.0  # the vehicle's battery and the reserve it must land with (0: unknown)
+    reserve_percent: float = 0.0
+    # "full": take off at out_wgs84[0]. Replanned in flight (fleetctl.sorties.replan), drones only:
+    # "resume" flies on from out_wgs84[0] (where it was) to the drop and home; "home" flies back_wgs84
+    # only (the parcel is gone, or comes back), and has no drop: drop/hold/handoff seqs are -1.
+    route: Route = "full"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -85,34 +100,56 @@ def mission(plan: SortiePlan) -> tuple[list[MissionItem], SortiePlan]:
     Drone: take off, cruise the path at the layer, descend over the drop point to the release
     height, release, climb back to the layer, fly home, land on the pad. Robot: drive the route,
     stop at the drop point for the hand-off, drive back (PX4's rover never completes NAV_LAND,
-    so it ends with a waypoint on the pad and holds, still armed)."""
+    so it ends with a waypoint on the pad and holds, still armed). A plan replanned in flight
+    (`route` "resume" or "home") starts with a waypoint where the drone was instead of a take-off."""
     items: list[MissionItem] = []
-    drop = plan.out_wgs84[-1]
     if plan.kind == "drone":
         alt = plan.cruise_alt_m
-        items.append(TakeOff(alt))
-        items += [Waypoint(lat, lon, alt, speed_m_s=plan.speed_m_s if i == 0 else None)
-                  for i, (lat, lon) in enumerate(plan.out_wgs84[1:])]
-        items.append(Waypoint(*drop, RELEASE_ALT_M))
-        drop_index = len(items) - 1
-        items.append(Delay(RELEASE_SETTLE_S))
-        items.append(PayloadRelease())
-        handoff_index = len(items) - 1
-        items.append(Waypoint(*drop, alt))
-        items += [Waypoint(lat, lon, alt) for lat, lon in plan.back_wgs84[1:-1]]
+        drop_index = hold_index = handoff_index = -1
+        if plan.route == "home":
+            items += _cruise(plan.back_wgs84[:-1], alt, plan.speed_m_s)
+        else:
+            drop = plan.out_wgs84[-1]
+            if plan.route == "full":
+                items.append(TakeOff(alt))
+                items += _cruise(plan.out_wgs84[1:], alt, plan.speed_m_s)
+            else:
+                items += _cruise(plan.out_wgs84, alt, plan.speed_m_s, first_accept_m=RESUME_ACCEPT_M)
+            items.append(Waypoint(*drop, RELEASE_ALT_M))
+            drop_index = len(items) - 1
+            items.append(Delay(RELEASE_HOLD_S))
+            hold_index = len(items) - 1
+            items.append(PayloadRelease())
+            handoff_index = len(items) - 1
+            items.append(Waypoint(*drop, alt))
+            items += [Waypoint(lat, lon, alt) for lat, lon in plan.back_wgs84[1:-1]]
         items.append(Waypoint(*plan.back_wgs84[-1], alt))
         items.append(Land(*plan.back_wgs84[-1]))
     else:
+        if plan.route != "full":
+            raise ValueError(f"a robot's plan cannot be {plan.route!r}: only drones are replanned in flight")
         items += [Waypoint(lat, lon, 0.0, speed_m_s=plan.speed_m_s if i == 0 else None)
                   for i, (lat, lon) in enumerate(plan.out_wgs84[1:])]
-        drop_index = handoff_index = len(items) - 1
+        drop_index = handoff_index = hold_index = len(items) - 1
         items += [Waypoint(lat, lon, 0.0) for lat, lon in plan.back_wgs84[1:]]
     raw = px4.mission_items(items, "drone" if plan.kind == "drone" else "rover", takeoff_at=plan.out_wgs84[0])
     seqs = px4.mission_seq_of_item(items, raw)
-    placed = SortiePlan(**{**asdict(plan), "mission_total": len(raw), "drop_seq": seqs[drop_index],
-                           "handoff_seq": seqs[handoff_index]})
+
+    def seq(index: int) -> int:
+        return seqs[index] if index >= 0 else -1
+
+    placed = SortiePlan(**{**asdict(plan), "mission_total": len(raw), "drop_seq": seq(drop_index),
+                           "handoff_seq": seq(handoff_index), "hold_seq": seq(hold_index)})
     placed = SortiePlan.from_json(placed.to_json())  # tuples, as a reloaded plan has them
     return items, placed
+
+
+def _cruise(points: Sequence[tuple[float, float]], alt_m: float, speed_m_s: float, *,
+            first_accept_m: float | None = None) -> list[MissionItem]:
+    """Waypoints at the cruise layer; the first one sets the speed (PX4: DO_CHANGE_SPEED before it)."""
+    return [Waypoint(lat, lon, alt_m, speed_m_s=speed_m_s if i == 0 else None,
+                     acceptance_m=first_accept_m if i == 0 else None)
+            for i, (lat, lon) in enumerate(points)]
 
 
 def geofence(site: Site, airspace: Airspace, at_s: float | None, *, near_xy_m: FloatArray | None = None,
@@ -202,5 +239,7 @@ def fence_for(site: Site, airspace: Airspace, plan: SortiePlan, at_s: float | No
     PX4 would refuse a rover mission whose route crosses an exclusion)."""
     if plan.kind == "robot":
         return geofence(site, Airspace(airspace.area, (), airspace.buffer_m), at_s)
-    path = site.frame.points_to_local(np.asarray(plan.out_wgs84, dtype=np.float64))
+    # A fresh plan flies back the way it went; a replanned one has its own way back (or only that).
+    flown = plan.out_wgs84 if plan.route == "full" else (*plan.out_wgs84, *plan.back_wgs84)
+    path = site.frame.points_to_local(np.asarray(flown, dtype=np.float64))
     return geofence(site, airspace, at_s, near_xy_m=path)

@@ -52,7 +52,8 @@ def plan_sortie(site: Site, flight: FlightPlanner, order_id: str, dropoff_xy_m: 
         sortie_id=f"S-{uuid.uuid4().hex[:12]}", order_id=order_id, vehicle_id=vehicle.vehicle_id, kind=kind,
         depot=vehicle.depot, out_wgs84=out, back_wgs84=tuple(reversed(out)),
         cruise_alt_m=trip.cruise_alt_m or 0.0, speed_m_s=model.cruise_speed_m_s, outbound_s=trip.outbound_s,
-        round_trip_s=trip.round_trip_s, energy_wh=trip.round_trip_wh,
+        round_trip_s=trip.round_trip_s, energy_wh=trip.round_trip_wh, battery_wh=model.battery_wh,
+        reserve_percent=100.0 * model.reserve_fraction,
     )
     return mission(plan)[1]  # with the seqs PX4 will report, so a stored plan can be followed
 

@@ -68,7 +68,8 @@ async def receive(conn: AsyncConnection, items: Sequence[ReceiveItem],
 async def transition(conn: AsyncConnection, order_id: str, new: OrderState, now: datetime, *,
                      reason: str | None, detail: str | None, vehicle_id: str | Keep | None,
                      sortie_id: str | Keep | None, eta: datetime | Keep | None, expect: OrderState | None,
-                     data: Mapping[str, Any] | None) -> tuple[OrderRecord, NewEvent]:
+                     data: Mapping[str, Any] | None,
+                     window: tuple[datetime, datetime] | None = None) -> tuple[OrderRecord, NewEvent]:
     """Move one order along its lifecycle; IllegalTransition leaves it untouched."""
     # FOR UPDATE (PostgreSQL; SQLite's writer already holds the database lock): nobody else moves
     # this order between our check and our update.
@@ -90,6 +91,8 @@ async def transition(conn: AsyncConnection, order_id: str, new: OrderState, now:
         vehicle_id=current.vehicle_id if vehicle_id is KEEP else vehicle_id,
         sortie_id=current.sortie_id if sortie_id is KEEP else sortie_id,
         eta=current.eta if eta is KEEP else eta,
+        window_earliest=window[0] if window else current.window_earliest,
+        window_latest=window[1] if window else current.window_latest,
     )
     # The state in the WHERE clause too: should a future engine or isolation level let a second
     # writer through, it finds no row instead of overwriting the first one's step.
@@ -97,13 +100,15 @@ async def transition(conn: AsyncConnection, order_id: str, new: OrderState, now:
         sa.update(orders).where(orders.c.order_id == order_id, orders.c.state == current.state.value)
         .values(state=new.value, reason=reason, detail=detail, parcel_on_board=updated.parcel_on_board,
                 attempts=updated.attempts, vehicle_id=updated.vehicle_id, sortie_id=updated.sortie_id,
-                eta=updated.eta, updated_at=now))
+                eta=updated.eta, updated_at=now, window_earliest=updated.window_earliest,
+                window_latest=updated.window_latest))
     if done.rowcount != 1:
         raise IllegalTransition(f"order {order_id}", current.state.value, new.value)
     event = NewEvent("order", order_id, f"order.{new.value}", {
         "from": current.state.value, "to": new.value, "reason": reason, "detail": detail,
         "vehicle_id": updated.vehicle_id, "sortie_id": updated.sortie_id,
         "eta": utc_iso(updated.eta) if updated.eta else None, "parcel_on_board": updated.parcel_on_board,
+        **({"window": {"earliest": utc_iso(window[0]), "latest": utc_iso(window[1])}} if window else {}),
         **(data or {}),
     })
     return updated, event
@@ -226,12 +231,19 @@ def _row(record: OrderRecord) -> dict[str, Any]:
 
 def _intake_events(item: ReceiveItem, record: OrderRecord) -> list[NewEvent]:
     received = NewEvent("order", record.order_id, "order.received",
-                        {"fingerprint": record.fingerprint, "order": record.payload})
+                        {"fingerprint": record.fingerprint, "order": _redacted(record.payload)})
     if isinstance(item, Acceptance):
         return [received, NewEvent("order", record.order_id, "order.accepted", {
             "from": S.RECEIVED.value, "to": S.ACCEPTED.value, "kinds": list(item.kinds), "depot": item.depot,
             "note": item.note})]
     return [received, NewEvent("order", record.order_id, "order.rejected", _rejected_data(item))]
+
+
+def _redacted(payload: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The order as the events show it: the recipient's PIN stays in the store."""
+    if payload is None or payload.get("handoff_pin") is None:
+        return payload
+    return {**payload, "handoff_pin": "****"}
 
 
 def _rejected_data(item: Rejection) -> dict[str, Any]:
@@ -242,13 +254,14 @@ def _rejected_data(item: Rejection) -> dict[str, Any]:
     return data
 
 
-async def set_etas(conn: AsyncConnection, etas: Mapping[str, datetime | None], now: datetime) -> list[NewEvent]:
-    """New ETAs for orders still waiting for a vehicle (dispatch's forecast); an order that moved on
-    meanwhile keeps its own (its sortie sets it)."""
+async def set_etas(conn: AsyncConnection, etas: Mapping[str, datetime | None], now: datetime, *,
+                   states: Collection[OrderState] = (S.ACCEPTED,)) -> list[NewEvent]:
+    """New ETAs for orders in `states`: dispatch's forecast for orders still waiting for a vehicle,
+    or a sortie's as its vehicle moves (in transit); an order that moved on meanwhile keeps its own."""
     events = []
     for order_id, eta in etas.items():
         done = await conn.execute(sa.update(orders).where(orders.c.order_id == order_id,
-                                                          orders.c.state == S.ACCEPTED.value)
+                                                          orders.c.state.in_([s.value for s in states]))
                                   .values(eta=eta, updated_at=now))
         if done.rowcount == 1:
             events.append(NewEvent("order", order_id, "order.eta", {"eta": utc_iso(eta) if eta else None}))
@@ -256,9 +269,10 @@ async def set_etas(conn: AsyncConnection, etas: Mapping[str, datetime | None], n
 
 
 async def pin(conn: AsyncConnection, order_id: str, vehicle_id: str | None, now: datetime) -> tuple[OrderRecord, NewEvent]:
-    """Pin an order to a vehicle (None: unpin). Only an order no vehicle holds yet can be pinned."""
+    """Pin an order to a vehicle (None: unpin). Only an order no vehicle holds yet can be pinned; a
+    pin can be lifted at any time (it only matters when the order is dispatched again)."""
     current = await get(conn, order_id)
-    if current.state not in (S.RECEIVED, S.ACCEPTED):
+    if vehicle_id is not None and current.state not in (S.RECEIVED, S.ACCEPTED):
         raise IllegalTransition(f"order {order_id}", current.state.value, "pinned")
     await conn.execute(sa.update(orders).where(orders.c.order_id == order_id)
                        .values(pinned_vehicle=vehicle_id, updated_at=now))

@@ -134,28 +134,33 @@ class Store:
     async def transition(self, order_id: str, new_state: OrderState, *, reason: str | None = None,
                          detail: str | None = None, vehicle_id: str | Keep | None = KEEP,
                          sortie_id: str | Keep | None = KEEP, eta: datetime | Keep | None = KEEP,
-                         expect: OrderState | None = None, data: Mapping[str, Any] | None = None) -> OrderRecord:
+                         expect: OrderState | None = None, data: Mapping[str, Any] | None = None,
+                         window: tuple[datetime, datetime] | None = None) -> OrderRecord:
         """Move an order to `new_state` and log `order.<new_state>`, atomically.
 
         IllegalTransition if the lifecycle forbids the step, or if `expect` is given and the order is
         in another state (someone else moved it first); UnknownOrder if there is no such order.
         `reason`/`detail` say why the order is in its new state (None clears them); vehicle, sortie
         and ETA are kept unless given (a step back to `accepted` clears them). `data` goes into the
-        event only (e.g. a proof of delivery)."""
+        event only (e.g. a proof of delivery). `window` gives the order a new delivery window (an
+        order tried again after nobody took the parcel)."""
         async with self._write() as (conn, now):
             record, event = await order_queries.transition(
                 conn, order_id, new_state, now, reason=reason, detail=detail, vehicle_id=vehicle_id,
-                sortie_id=sortie_id, eta=_utc(eta), expect=expect, data=data)
+                sortie_id=sortie_id, eta=_utc(eta), expect=expect, data=data,
+                window=(_utc(window[0]), _utc(window[1])) if window else None)
             await event_log.append(conn, now, [event])
         return record
 
-    async def set_etas(self, etas: Mapping[str, datetime | None]) -> int:
-        """Dispatch's forecast delivery times for orders waiting for a vehicle; logs `order.eta` for
-        each (so its status is published again). Returns how many were set."""
+    async def set_etas(self, etas: Mapping[str, datetime | None], *,
+                       states: Collection[OrderState] = (OrderState.ACCEPTED,)) -> int:
+        """Forecast delivery times of orders in `states` (by default dispatch's, for orders waiting
+        for a vehicle); logs `order.eta` for each (so its status is published again). Returns how
+        many were set."""
         if not etas:
             return 0
         async with self._write() as (conn, now):
-            events = await order_queries.set_etas(conn, {k: _utc(v) for k, v in etas.items()}, now)
+            events = await order_queries.set_etas(conn, {k: _utc(v) for k, v in etas.items()}, now, states=states)
             await event_log.append(conn, now, events)
         return len(events)
 

@@ -84,6 +84,17 @@ async def site_sim(options: SitlChoice, site: Site, vehicle_ids: Sequence[str], 
         yield SimBackend(sim, base, speed, "builtin")
 
 
+def sim_vehicle(sim: SimBackend, site: Site, vehicle_id: str) -> Any:
+    """The built-in simulator's vehicle `vehicle_id` (its `faults` are the fault switches)."""
+    assert sim.backend == "builtin", "fault injection needs the built-in simulator"
+    return sim.sim.vehicle(fleet_members(site)[vehicle_id].sysid)
+
+
+def skip_fault_injection_on_px4(options: SitlChoice, what: str) -> None:
+    if options.backend == "px4":
+        pytest.skip(f"{what}: a fault only the built-in simulator can inject (PX4 SITL has no switch for it)")
+
+
 def settings_for(tmp_path: Path, sim: SimBackend, *, store: str | None = None, site_id: str | None = None,
                  epoch: datetime | None = None, **extra: Any) -> ServiceSettings:
     site_id = site_id or f"t{uuid.uuid4().hex[:10]}"  # topics and the persistent session are the test's own
@@ -124,7 +135,12 @@ class Producer:
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: dict[str, list[str]] = field(default_factory=dict)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    # Recipients: a PIN order's PIN is sent when its robot is at the door, unless the recipient is absent.
+    pins: dict[str, str] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)
+    pins_sent: list[str] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def order(self, order_id: str, dropoff: str | dict[str, float], **over: Any) -> dict[str, Any]:
         now = self.clock.now()
@@ -132,7 +148,14 @@ class Producer:
                                 "window": {"earliest": now.isoformat(),
                                            "latest": (now + timedelta(hours=2)).isoformat()}}
         body.update(over)
+        if body.get("handoff") == "pin":
+            body.setdefault("handoff_pin", f"{4000 + len(self.pins):04d}")
+            self.pins[order_id] = body["handoff_pin"]
         return body
+
+    async def send_pin(self, order_id: str, pin: str) -> None:
+        self.pins_sent.append(order_id)
+        await self.client.publish(f"fleet/{self.site_id}/orders/{order_id}/handoff", json.dumps({"pin": pin}), qos=1)
 
     async def publish(self, payload: dict[str, Any] | bytes | str) -> None:
         data = payload if isinstance(payload, bytes | str) else json.dumps(payload)
@@ -164,6 +187,11 @@ class Producer:
                 body = json.loads(payload)
                 self.status[parts[3]] = body
                 self.history.setdefault(parts[3], []).append(body["state"])
+                order_id = parts[3]
+                if body["state"] == "delivering" and order_id in self.pins and order_id not in self.absent:
+                    task = asyncio.create_task(self.send_pin(order_id, self.pins[order_id]), name="recipient")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
             elif topic.endswith("/orders/rejected"):
                 self.rejected.append(json.loads(payload))
             self._changed.set()

@@ -27,6 +27,7 @@ S = OrderState
 class Recorder:
     phases: list[tuple[SortiePhase, str]] = field(default_factory=list)
     steps: list[tuple[OrderState, str | None, dict[str, Any] | None]] = field(default_factory=list)
+    etas: list[datetime] = field(default_factory=list)
 
     async def sortie_phase(self, plan: SortiePlan, phase: SortiePhase, detail: str = "") -> None:
         self.phases.append((phase, detail))
@@ -35,6 +36,9 @@ class Recorder:
                          detail: str = "", eta: datetime | None = None,
                          proof: dict[str, Any] | None = None) -> None:
         self.steps.append((state, reason, proof))
+
+    async def order_eta(self, plan: SortiePlan, eta: datetime) -> None:
+        self.etas.append(eta)
 
 
 def nearby_drop(site: Site, depot: str, kind: str, lo_m: float, hi_m: float) -> str:
@@ -71,5 +75,6 @@ async def test_a_quad_and_a_rover_each_deliver_and_come_home(sitl_options: SitlC
             assert proof is not None
             assert proof["within_radius"], proof
             assert [p for p, _ in recorder.phases][-2:] == [SortiePhase.LANDED, SortiePhase.DONE]
+            assert recorder.etas, "the ETA is told from where the vehicle is"
         for vehicle in env.vehicles:
             assert not vehicle.state.armed
