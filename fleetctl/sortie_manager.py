@@ -6,6 +6,7 @@ sortie up again after a restart, from where its vehicle actually is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, replace
@@ -18,12 +19,13 @@ from fleetctl.fleet_view import FleetMember
 from fleetctl.orders.lifecycle import OrderState
 from fleetctl.sorties import SortiePhase, SortiePlan, SortieRunner, fence_for
 from fleetctl.sorties.policy import VEHICLE_REASONS, ContingencySettings
-from fleetctl.sorties.replan import affected, reroute
+from fleetctl.sorties.replan import Reroute, affected, reroute
 from fleetctl.store import Store
 from planner.airspace import Airspace
-from planner.errors import InsideNoFlyZone, PlanningError
+from planner.errors import DropoffInsideZone, PlanningError
 from planner.flight import FlightPlanner
 from planner.site import Site
+from vehicles.base import VehicleState
 from vehicles.errors import VehicleError
 from vehicles.mavsdk_backend import MavsdkFleet
 
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Sorties an order may be given before it is failed for good.
 MAX_ATTEMPTS = 3
+#: A drone told to hold before it is rerouted has this long to stop (vehicle seconds).
+HOLD_SETTLE_S = 8.0
 #: A vehicle that refused a sortie gets nothing new for this long (clock seconds).
 REFUSED_REST_S = 60.0
 #: Orders whose PIN came in before their resumed sortie's runner was set up, kept at most.
@@ -129,50 +133,79 @@ class SortieManager:
 
     async def zones_changed(self, flight: FlightPlanner) -> list[str]:
         """The zones in force changed (an operator added one): every drone whose way ahead now comes
-        too close to a zone holds, gets a new path around it from where it is, and flies on (a drop
-        point inside the zone: the parcel comes home). Returns the sorties rerouted."""
+        too close to a zone holds, gets a new path around it from where it stopped, and flies on (a
+        drop point inside the zone: the parcel comes home). Others fly on untouched. Returns the
+        sorties rerouted."""
         self.airspace = flight.airspace
-        rerouted = []
+        at_s = self._clock.now().timestamp()
+        todo = []
         for vehicle_id, runner in list(self.runners.items()):
-            plan = runner.plan
-            state = runner.vehicle_state
-            if plan.kind != "drone" or state.position is None or self.active.get(vehicle_id) is None:
+            plan, state = runner.plan, runner.vehicle_state
+            if plan.kind != "drone" or state.position is None or self.active.get(vehicle_id) is not plan:
                 continue
             current = state.mission.current if state.mission.total == plan.mission_total else 0
             position = (state.position.lat_deg, state.position.lon_deg)
-            if not await asyncio.to_thread(affected, self._site, self.airspace, plan, current, position):
-                continue
-            try:
-                await self._reroute(runner, flight, current)
+            if await asyncio.to_thread(affected, self._site, self.airspace, plan, current, position, at_s=at_s):
+                todo.append(runner)
+        results = await asyncio.gather(*(self._reroute(r, flight, at_s) for r in todo), return_exceptions=True)
+        rerouted = []
+        for runner, result in zip(todo, results, strict=True):
+            plan = runner.plan
+            if isinstance(result, (PlanningError, VehicleError)):
+                log.warning("sortie %s: no way around the new zone: %s", plan.sortie_id, result)
+                await runner.resume_any()
+                record = await self._store.get_sortie(plan.sortie_id)
+                if not record.finished:
+                    await self._store.update_sortie(plan.sortie_id, record.state,
+                                                    detail=f"at risk: no way around the new zone: {result}")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
                 rerouted.append(plan.sortie_id)
-            except (PlanningError, VehicleError) as e:
-                log.warning("sortie %s: no way around the new zone: %s", plan.sortie_id, e)
-                await self._store.update_sortie(plan.sortie_id, (await self._store.get_sortie(plan.sortie_id)).state,
-                                                detail=f"at risk: no way around the new zone: {e}")
         return rerouted
 
-    async def _reroute(self, runner: SortieRunner, flight: FlightPlanner, current: int) -> None:
-        plan, state = runner.plan, runner.vehicle_state
+    async def _reroute(self, runner: SortieRunner, flight: FlightPlanner, at_s: float) -> None:
+        plan = runner.plan
+        await runner.hold()
+        # Planned from where it stopped (it brakes a few metres): the new mission starts there.
+        state = await self._fleet_state_settled(runner)
         assert state.position is not None
         position = (state.position.lat_deg, state.position.lon_deg, state.position.alt_rel_m)
+        current = state.mission.current if state.mission.total == plan.mission_total else 0
+        member = self._members[plan.vehicle_id]
+        order = await self._store.get_order(plan.order_id)
+        payload_kg = float((order.payload or {}).get("weight_kg") or 0.0)
         delivered = runner.parcel_delivered
+
+        def plan_again(delivered: bool) -> Reroute:
+            return reroute(self._site, flight, self.airspace, plan, position=position, current_seq=current,
+                           delivered=delivered, at_s=at_s, model=member.model,
+                           payload_kg=0.0 if delivered else payload_kg)
+
         try:
-            new = await asyncio.to_thread(reroute, self._site, flight, self.airspace, plan, position=position,
-                                          current_seq=current, delivered=delivered)
-        except InsideNoFlyZone as e:
-            if delivered:
-                raise
-            # The drop point closed: the parcel comes home, by a way around the zone.
-            await runner.abandon_delivery("dropoff_closed", f"the drop point is in a new no-fly zone: {e}")
-            new = await asyncio.to_thread(reroute, self._site, flight, self.airspace, plan, position=position,
-                                          current_seq=current, delivered=True)
+            new = await asyncio.to_thread(plan_again, delivered)
+        except DropoffInsideZone as e:
+            await runner.abandon_delivery("dropoff_closed", f"the drop point is inside a new no-fly zone: {e}")
+            new = await asyncio.to_thread(plan_again, True)
         fence = await asyncio.to_thread(fence_for, self._site, self.airspace, new.plan)
-        await runner.reroute(new.items, new.plan, fence)
+        await runner.reroute(new.items, new.plan, fence, fence_from_seq=new.fence_from_seq)
         self.active[plan.vehicle_id] = new.plan
         record = await self._store.get_sortie(plan.sortie_id)
         await self._store.update_sortie(plan.sortie_id, record.state, plan=asdict(new.plan),
                                         mission_items=new.plan.mission_total,
                                         detail=f"rerouted around the new zone: {new.reason}")
+        if not delivered and new.plan.route == "resume":
+            await self.order_eta(new.plan, self._clock.now() + timedelta(seconds=new.plan.outbound_s))
+
+    async def _fleet_state_settled(self, runner: SortieRunner) -> VehicleState:
+        """The vehicle's state once it has stopped in Hold (or after HOLD_SETTLE_S, vehicle time)."""
+        def stopped(s: VehicleState) -> bool:
+            v = s.velocity
+            return v is not None and (v.north_m_s ** 2 + v.east_m_s ** 2) ** 0.5 < 0.5
+
+        with contextlib.suppress(VehicleError):
+            return await runner.wait_vehicle(stopped, HOLD_SETTLE_S, "stopped in Hold")
+        return runner.vehicle_state
 
     async def load_grounded(self) -> None:
         self.grounded = {v.vehicle_id for v in await self._store.list_vehicles() if v.grounded}

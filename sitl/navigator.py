@@ -15,7 +15,7 @@ Behaviour follows the captures of real PX4 (quad 10040, rover 10045):
 - A new mission (or fence) is checked MISSION_CHECK_DELAY_S after the upload's ACK: until then the
   mission is not valid (MISSION_START DENIED, MISSION_CURRENT state NO_MISSION), as in real PX4.
 - A mission uploaded while flying in Mission is flown at once from the item the upload marked
-  current (no MISSION_START); one found infeasible then (or cleared) makes it fall back to RTL.
+  current (no MISSION_START); one found infeasible then (or cleared) leaves it in Hold.
 """
 
 from __future__ import annotations
@@ -313,15 +313,17 @@ class Navigator:
 
     def _mission_lost(self) -> bool:
         """A checked mission found infeasible (or cleared) while it flies in Mission: PX4's navigator
-        says so and loiters, and commander falls back to RTL, because Mission cannot run without a
-        valid mission (commander/failsafe/failsafe.cpp `checkModeFallback`). Until the check is done,
-        the navigator goes on with what it has."""
+        says so and loiters, and commander leaves Mission for Hold, which cannot run without a valid
+        mission (seen on PX4 SITL: "Geofence violation for waypoint 2", "No valid mission available,
+        loitering", MISSION_CURRENT NO_MISSION, AUTO.LOITER 0.1 s after a fence upload voided it).
+        Until the check is done, the navigator goes on with what it has."""
         v = self.v
         if not self.mission_checked or v.mission_valid():
             return False
         v.statustext("No valid mission available, loitering\t", SEVERITY_CRITICAL)
         v.event("mission_not_valid_loiter", events.ERROR, internal=events.DISABLED)
-        v.set_mode(Mode.RTL)
+        v.set_mode(Mode.LOITER)
+        self.hold_here()
         return True
 
     def _begin_item(self, item: MissionItem, now: float) -> None:
@@ -390,7 +392,10 @@ class Navigator:
                 close = math.hypot(self._goal[0] - e, self._goal[1] - n) <= acc
                 if close and (not v.is_quad or abs(self._goal[2] - u) <= ALT_ACC_RAD_M):
                     self._phase = "wait"
+                    # PX4 honours a waypoint's hold time on a multicopter only (MissionBlock::get_time_inside)
                     hold_s = item.param1 if cmd in (NAV_WAYPOINT, NAV_LOITER_TIME) else math.inf
+                    if cmd == NAV_WAYPOINT and not v.is_quad:
+                        hold_s = 0.0
                     self._wait_until_s = now + max(hold_s, 0.0)
                 return not (self._phase == "fly" or (self._wait_until_s or 0.0) > now)
             self._fly(self._goal)

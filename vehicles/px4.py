@@ -180,6 +180,13 @@ def mission_items(
     then waypoints/delays/payload releases, optional Land last. Rover: no TakeOff and no Land (PX4's
     rover never completes NAV_LAND), waypoints run on the ground (altitude ignored); at the end PX4
     holds, still armed. A waypoint speed becomes a DO_CHANGE_SPEED before it, for the leg to it.
+
+    A drone's Delay is a NAV_WAYPOINT with a hold time (param1) where its last position item was,
+    not a NAV_DELAY: PX4 keeps the setpoint through a NAV_DELAY, but re-derives its altitude from
+    the current item whenever home moves (MissionBase::updateMissionAltAfterHomeChanged; in flight
+    home's altitude is corrected for 120 s after take-off), and a NAV_DELAY (frame MISSION) reads
+    as 0 m AMSL there: the quad sank to the ground in its hold. A rover keeps NAV_DELAY (PX4 only
+    honours a waypoint's hold time on a multicopter, and a rover has no altitude to lose).
     """
     if not items:
         raise MissionInvalid("empty mission")
@@ -192,6 +199,7 @@ def mission_items(
                            current=int(not out)))
 
     last = len(items) - 1
+    at: tuple[float, float, float] | None = None  # (lat, lon, alt_m) of the last position item
     for i, item in enumerate(items):
         if isinstance(item, TakeOff):
             if kind == "rover":
@@ -204,6 +212,7 @@ def mission_items(
                 raise MissionInvalid(f"take-off altitude must be positive, got {item.alt_m}")
             add(MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, MAV_CMD_NAV_TAKEOFF, param4=math.nan,
                 x=_e7(takeoff_at[0]), y=_e7(takeoff_at[1]), z=item.alt_m)
+            at = (takeoff_at[0], takeoff_at[1], item.alt_m)
         elif isinstance(item, Waypoint):
             if item.speed_m_s is not None:
                 if item.speed_m_s <= 0:
@@ -216,6 +225,7 @@ def mission_items(
             add(MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, MAV_CMD_NAV_WAYPOINT,
                 param2=item.acceptance_m if item.acceptance_m is not None else 0.0,
                 param4=math.nan, x=_e7(item.lat), y=_e7(item.lon), z=alt_m)
+            at = (item.lat, item.lon, alt_m)
         elif isinstance(item, Land):
             if kind == "rover":
                 raise MissionInvalid("a rover cannot Land (PX4 never completes NAV_LAND on a rover)")
@@ -226,7 +236,13 @@ def mission_items(
         elif isinstance(item, Delay):
             if item.seconds < 0:
                 raise MissionInvalid(f"delay {i}: negative duration")
-            add(MAV_FRAME_MISSION, MAV_CMD_NAV_DELAY, param1=item.seconds, param2=-1, param3=-1, param4=-1)
+            if kind == "rover":
+                add(MAV_FRAME_MISSION, MAV_CMD_NAV_DELAY, param1=item.seconds, param2=-1, param3=-1, param4=-1)
+            elif at is None:
+                raise MissionInvalid(f"delay {i}: a drone's Delay must follow a TakeOff or Waypoint (where it holds)")
+            else:
+                add(MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, MAV_CMD_NAV_WAYPOINT, param1=item.seconds, param4=math.nan,
+                    x=_e7(at[0]), y=_e7(at[1]), z=at[2])
         elif isinstance(item, PayloadRelease):
             # param1 gripper instance 1, param2 action 0 = release (PX4 payload_deliverer)
             add(MAV_FRAME_MISSION, MAV_CMD_DO_GRIPPER, param1=1, param2=GRIPPER_ACTION_RELEASE)

@@ -17,9 +17,9 @@ src/modules/mavlink/mavlink_mission.cpp, navigator/mission_base.cpp, commander/f
   shows the new `total` and seq 0 right after the ACK.
 - The feasibility check runs when the upload lands (or, while a new fence is still loading, as soon
   as it has loaded); until then the previous verdict stands. A mission that fails it while flying
-  in AUTO.MISSION ("Geofence violation for waypoint n", then "No valid mission available,
-  loitering") makes commander fall back to **RTL** (failsafe.cpp `checkModeFallback`: Mission cannot
-  run without a valid mission), which flies straight home, maybe through the new zone.
+  in AUTO.MISSION stops the sortie: "Geofence violation for waypoint n", "No valid mission
+  available, loitering", MISSION_CURRENT NO_MISSION and mode Hold (AUTO.LOITER) within 0.1 s
+  (seen on PX4 SITL SIH with a fence upload; tests/sitl/test_inflight_upload.py).
 - The check is re-run against every new fence, over every position item of the mission (flown or
   not). So the new fence must not go up while the old mission is flown (the new zone may contain
   its waypoints), and the new mission must not be checked against the old fence (its shapes were

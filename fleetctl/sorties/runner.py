@@ -59,6 +59,11 @@ _ABANDON_MODES = frozenset({"RTL", "LAND"})
 #: An ETA is told again when it moved by this much (clock seconds); a drone descends at this rate.
 ETA_STEP_S = 30.0
 DESCENT_M_S = 1.5
+#: MISSION_START after a reroute: tried this often, this far apart (vehicle seconds).
+START_ATTEMPTS = 3
+START_RETRY_S = 1.0
+#: How long a rerouted vehicle may take to show the new mission and fly clear of a zone (vehicle s).
+REROUTE_WAIT_S = 60.0
 #: A release the vehicle refuses is tried this many times before the gripper counts as jammed.
 RELEASE_ATTEMPTS = 2
 RELEASE_TIMEOUT_S = 5.0
@@ -182,23 +187,52 @@ class SortieRunner:
             return False
         return True
 
-    async def reroute(self, items: Sequence[MissionItem], plan: SortiePlan, fence: Sequence[GeofenceItem]) -> None:
-        """Fly on with a new mission from where the vehicle is (a zone closed its way): the new fence
-        first, so PX4 never holds a mission its fence forbids, then the mission, then MISSION_START.
-        VehicleError if the vehicle refuses; it then goes on with the old mission (or its failsafe)."""
-        with contextlib.suppress(VehicleError):  # hold while the new mission goes up: it may be closing in
-            await self._vehicle.pause()
-        try:
-            await self._transfer(lambda: self._vehicle.upload_geofence(list(fence)))
-            await self._transfer(lambda: self._vehicle.upload_mission(list(items)))
-            self.plan = plan
-            self._fence = list(fence)
-        finally:
-            await self._vehicle.start_mission()  # the new mission from its start, or the old one on
+    async def hold(self) -> None:
+        """Stop where it is (Hold) while its way is planned again; VehicleError if it refuses."""
+        await self._vehicle.pause()
+
+    async def reroute(self, items: Sequence[MissionItem], plan: SortiePlan, fence: Sequence[GeofenceItem], *,
+                      fence_from_seq: int = 0) -> None:
+        """Fly on with a new mission from where the (held) vehicle is: a zone closed its way. The
+        order real PX4 needs (fleetctl.sorties.replan): the old fence off (else PX4 checks the old
+        mission against the new fence, or the new mission against the old one, and holds), the new
+        mission up, the new fence once the vehicle flies the new mission clear of every zone, then
+        MISSION_START unless it already flies it. VehicleError if the vehicle refuses a step."""
+        vehicle = self._vehicle
+        await vehicle.clear_geofence()
+        await self._transfer(lambda: vehicle.upload_mission(list(items)))
+        self.plan = plan
+        await vehicle.wait_for(lambda s: s.mission.total == plan.mission_total and s.mission.current >= fence_from_seq,
+                               REROUTE_WAIT_S, "the rerouted mission under way", fail_on_link_loss=False)
+        await self._transfer(lambda: vehicle.upload_geofence(list(fence)))
+        self._fence = list(fence)
+        if vehicle.state.mode != "MISSION":
+            await self._start_checked()
+
+    async def _start_checked(self) -> None:
+        """MISSION_START once PX4 has checked the mission against the new fence: it denies the start
+        ("No valid mission") while that check is pending, so one denial is tried again."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                await self._vehicle.start_mission()
+                return
+            except CommandRejected:
+                if attempt == START_ATTEMPTS:
+                    raise
+                await self._clock.sleep(START_RETRY_S)
+
+    async def resume_any(self) -> None:
+        """After a reroute that failed half-way: fly whatever mission the vehicle holds now rather
+        than hover until its battery runs out (the sortie is marked at risk for the operator)."""
+        with contextlib.suppress(VehicleError):
+            await self._start_checked()
 
     @property
     def vehicle_state(self) -> VehicleState:
         return self._vehicle.state
+
+    async def wait_vehicle(self, predicate: Callable[[VehicleState], bool], timeout_s: float, what: str) -> VehicleState:
+        return await self._vehicle.wait_for(predicate, timeout_s, what, fail_on_link_loss=False)
 
     @property
     def parcel_delivered(self) -> bool:

@@ -54,12 +54,15 @@ class Track:
         self.zone = zone
         self.modes: set[str] = set()
         self.landed: list[LandedState] = []
+        self.landed_at: list[tuple[str, float, int, bool]] = []  # for the failure message
         self.closest_m = math.inf
 
     def see(self, state: VehicleState) -> None:
         self.modes.add(state.mode)
         if not self.landed or self.landed[-1] != state.landed:
             self.landed.append(state.landed)
+            alt_m = state.position.alt_rel_m if state.position is not None else math.nan
+            self.landed_at.append((state.landed.value, round(alt_m, 1), state.mission.current, state.armed))
         if state.position is not None and self.zone.circle is not None:
             x, y = SITE.frame.to_local(state.position.lat_deg, state.position.lon_deg)
             cx, cy, r = self.zone.circle
@@ -119,17 +122,20 @@ async def test_a_quad_flies_the_rerouted_mission_uploaded_in_flight(sitl_options
             follow.cancel()
         track.see(end)  # the follower may not have taken the last snapshot yet
         assert track.modes == {"MISSION"}, track.modes  # no Hold, no RTL: the new mission all the way
-        assert LandedState.ON_GROUND not in track.landed[:-1], track.landed  # no landing on the way
+        # No landing on the way to the drop point. (Real PX4 SIH sinks to ~1 m and reports ON_GROUND,
+        # still armed, in the release hold over the drop, replanned or not: not this test's concern.)
+        early = [seen for seen in track.landed_at if seen[0] == "on_ground" and seen[2] < new.plan.drop_seq]
+        assert not early, track.landed_at
         assert track.closest_m > 0.0, track.closest_m  # never inside the zone
         assert end.mission.current == new.plan.mission_total - 1
         assert distance_to(end, pad.lat_deg, pad.lon_deg) < 3.0
         assert env.backend != "builtin" or env.sim_vehicle(0).payload_released
 
 
-async def test_a_fence_that_voids_the_mission_in_flight_sends_it_home(sitl_options: SitlChoice) -> None:
+async def test_a_fence_that_voids_the_mission_in_flight_stops_it(sitl_options: SitlChoice) -> None:
     """Why the order above matters: a fence that makes the mission being flown infeasible (PX4 checks
-    every waypoint against each new fence) leaves Mission without a valid mission, and PX4's
-    commander falls back to RTL ("No valid mission available, loitering")."""
+    every waypoint against each new fence) leaves it without a valid mission: "No valid mission
+    available, loitering", and PX4 holds where it is (AUTO.LOITER), as observed on PX4 SITL."""
     depot = SITE.depots[DEPOT]
     pad = depot.pads[0].position
     async with fleet_under_test(sitl_options, ["quad"], homes=[(pad.lat_deg, pad.lon_deg, pad.alt_amsl_m)],
@@ -142,5 +148,6 @@ async def test_a_fence_that_voids_the_mission_in_flight_sends_it_home(sitl_optio
         corners = ((-400.0, -400.0), (-400.0, 400.0), (400.0, 400.0), (400.0, -400.0))
         area = [offset(pad.lat_deg, pad.lon_deg, n, e) for n, e in corners]
         await quad.upload_geofence([InclusionPolygon(tuple(area)), ExclusionCircle(*target, 20.0)])
-        state = await quad.wait_for(lambda s: s.mode == "RTL", 15.0, "the fallback to RTL")
+        state = await quad.wait_for(lambda s: s.mode == "HOLD", 15.0, "Hold without a valid mission")
         assert state.armed
+        assert state.mission.state == MissionState.NO_MISSION

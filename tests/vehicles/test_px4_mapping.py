@@ -62,7 +62,7 @@ def test_drone_mission_is_takeoff_to_land_in_relative_frame() -> None:
     items = [TakeOff(20), Waypoint(60.17, 24.94, 25, speed_m_s=8, acceptance_m=3), Delay(5),
              PayloadRelease(), Land(60.171, 24.941)]
     raw = px4.mission_items(items, "drone", takeoff_at=HOME)
-    assert [r.command for r in raw] == [22, 178, 16, 93, 211, 21]
+    assert [r.command for r in raw] == [22, 178, 16, 16, 211, 21]
     assert [r.seq for r in raw] == list(range(6))
     takeoff, speed, wp, delay, grip, land = raw
     assert (takeoff.x, takeoff.y, takeoff.z) == (601699000, 249384000, 20)
@@ -70,16 +70,24 @@ def test_drone_mission_is_takeoff_to_land_in_relative_frame() -> None:
     assert speed.param2 == 8
     assert (wp.x, wp.y, wp.z, wp.param2) == (601700000, 249400000, 25, 3)
     assert math.isnan(wp.param4)  # keep yaw
-    assert delay.param1 == 5
+    # a drone's Delay holds where the waypoint before it was (a NAV_DELAY lost its altitude on PX4)
+    assert (delay.frame, delay.param1, delay.x, delay.y, delay.z) == (wp.frame, 5, wp.x, wp.y, wp.z)
+    assert math.isnan(delay.param4)
     assert (grip.param1, grip.param2) == (1, px4.GRIPPER_ACTION_RELEASE)
     assert (land.x, land.y, land.z) == (601710000, 249410000, 0)
     assert px4.mission_seq_of_item(items, raw) == [0, 2, 3, 4, 5]
 
 
 def test_rover_mission_is_waypoints_on_the_ground() -> None:
-    raw = px4.mission_items([Waypoint(60.17, 24.94, 30), Waypoint(60.171, 24.94, 30)], "rover")
-    assert [r.command for r in raw] == [16, 16]
+    raw = px4.mission_items([Waypoint(60.17, 24.94, 30), Delay(4), Waypoint(60.171, 24.94, 30)], "rover")
+    assert [r.command for r in raw] == [16, 93, 16]  # PX4 ignores a waypoint's hold time on a rover
+    assert (raw[1].frame, raw[1].param1) == (px4.MAV_FRAME_MISSION, 4)
     assert all(r.z == 0 for r in raw)
+
+
+def test_drone_delay_holds_at_the_takeoff_height() -> None:
+    takeoff, delay = px4.mission_items([TakeOff(12), Delay(3)], "drone", takeoff_at=HOME)
+    assert (delay.command, delay.param1, delay.x, delay.y, delay.z) == (16, 3, takeoff.x, takeoff.y, 12)
 
 
 @pytest.mark.parametrize(
@@ -92,6 +100,7 @@ def test_rover_mission_is_waypoints_on_the_ground() -> None:
         ([TakeOff(0)], "drone", "positive"),
         ([TakeOff(10), Waypoint(60.17, 24.94, 0)], "drone", "positive altitude"),
         ([], "drone", "empty"),
+        ([Delay(5), Waypoint(60.17, 24.94, 10)], "drone", "must follow"),
     ],
 )
 def test_missions_px4_cannot_fly_are_refused(items: list[object], kind: str, fragment: str) -> None:

@@ -90,8 +90,15 @@ def test_each_reason(validator: OrderValidator, over: dict[str, Any], reason: Re
 
 def test_a_handoff_no_capable_vehicle_makes_is_refused(validator: OrderValidator, site: Site) -> None:
     drone_only = drop_point_for(site, drone=True, robot=False)
-    error = rejected(validator, order(dropoff=drone_only, handoff=Handoff.PIN))
+    error = rejected(validator, order(dropoff=drone_only, handoff=Handoff.PIN, handoff_pin="4711"))
     assert error.reason == RejectReason.DROPOFF_UNREACHABLE  # only robots do PINs, and robots can't go there
+
+
+def test_a_pin_handoff_needs_the_recipients_pin(validator: OrderValidator, site: Site) -> None:
+    robot_ok = drop_point_for(site, drone=False, robot=True)
+    error = rejected(validator, order(dropoff=robot_ok, handoff=Handoff.PIN))
+    assert error.reason == RejectReason.HANDOFF_PIN_MISSING
+    assert "handoff_pin" in str(error)
 
 
 def test_a_dropoff_inside_a_no_fly_zone_and_off_the_sidewalks_is_unreachable(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from service_harness import helsinki, near_drop_point
 
 from fleetctl.sorties import SortiePlan, VehicleSlot, fence_for, mission, plan_sortie
-from fleetctl.sorties.plan import RELEASE_ALT_M
+from fleetctl.sorties.plan import RELEASE_ALT_M, RELEASE_HOLD_S
 from fleetctl.sorties.replan import Reroute, affected, reroute
 from planner.airspace import Airspace, NoFlyZone
 from planner.errors import DropoffInsideZone, PlanningError
@@ -137,7 +137,8 @@ def test_a_zone_across_the_way_ahead_is_avoided_from_where_the_drone_is() -> Non
     drop = plan.out_wgs84[-1]
     assert r.plan.out_wgs84[-1] == pytest.approx(drop)
     assert (raw[r.plan.drop_seq].command, raw[r.plan.drop_seq].z) == (px4.MAV_CMD_NAV_WAYPOINT, RELEASE_ALT_M)
-    assert raw[r.plan.hold_seq].command == px4.MAV_CMD_NAV_DELAY
+    hold = raw[r.plan.hold_seq]  # a waypoint with a hold time over the drop point (PX4 sinks in a NAV_DELAY)
+    assert (hold.command, hold.param1, hold.z) == (px4.MAV_CMD_NAV_WAYPOINT, RELEASE_HOLD_S, RELEASE_ALT_M)
     assert raw[r.plan.handoff_seq].command == px4.MAV_CMD_DO_GRIPPER
     assert r.plan.drop_seq < r.plan.hold_seq < r.plan.handoff_seq
     # The rest re-priced: from a fifth of the way out, less than the whole round trip.
