@@ -175,12 +175,13 @@ class Shop:
                 await self._changed.wait()
 
     async def clear_retained(self) -> None:
-        """Empty the retained status and vehicle state topics of this run (a shared broker keeps
-        them otherwise)."""
+        """Empty the retained topics of this run: the order statuses, the vehicle states and the
+        zones in force (a shared broker keeps them otherwise)."""
         if self._client is None:
             return
         topics = [f"{self.prefix}/orders/{oid}/status" for oid in self.orders]
         topics += [f"{self.prefix}/vehicles/{vid}/state" for vid in self.vehicles]
+        topics.append(f"{self.prefix}/zones")
         for topic in topics:
             await self._client.publish(topic, b"", qos=1, retain=True)
 
