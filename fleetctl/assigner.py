@@ -61,6 +61,9 @@ DEPOT_HOLD_M = 400.0
 #: ... nor while a drone coming back to the same depot is within this distance: ~70 s out at cruise
 #: speed, longer than a climb-out to the lowest layer takes.
 DEPOT_ARRIVAL_HOLD_M = 900.0
+#: ... nor within this long of another drone's launch from the same depot (clock seconds: upload,
+#: arming, the climb to the lowest layer), when it may not show as airborne yet.
+CLIMB_OUT_S = 45.0
 #: How soon (clock seconds) a held take-off is tried again.
 DEPOT_HOLD_RETRY_S = 5.0
 #: A sortie whose planned return has passed is expected back this much later (clock seconds).
@@ -306,9 +309,14 @@ class AssignmentRule:
     def _depot_traffic(self, vehicle_id: str, pad_xy: tuple[float, float]) -> str | None:
         """Another drone airborne within DEPOT_HOLD_M of `pad_xy`, or on its way back to it within
         DEPOT_ARRIVAL_HOLD_M (it would be descending onto the next pad while this one climbs), if any."""
+        now_s = self._clock.now().timestamp()
         for member in self._members.values():
             if member.vehicle_id == vehicle_id or member.kind != "drone":
                 continue
+            started_s = self._sorties.started_s.get(member.vehicle_id)
+            if (started_s is not None and now_s - started_s < CLIMB_OUT_S
+                    and math.dist(self._site.depots[member.depot].xy_m, pad_xy) < DEPOT_HOLD_M):
+                return f"{member.vehicle_id} (taking off)"  # launched a moment ago, maybe still on its pad
             vehicle = self._fleet.vehicles.get(member.sysid)
             position = vehicle.state.position if vehicle is not None else None
             if position is None or position.alt_rel_m <= AIRBORNE_M:

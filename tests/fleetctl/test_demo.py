@@ -102,6 +102,7 @@ def test_the_command_refuses_what_cannot_be_served(argv: list[str], tmp_path: Pa
 
 
 @pytest.mark.sitl
+@pytest.mark.timeout(600)  # on real PX4 (4x for 3 instances): 6 simulated minutes, the drain and PX4's start
 async def test_a_short_demo_day_ends_with_every_order_settled_and_a_report(sitl_options: SitlChoice,
                                                                          tmp_path: Path) -> None:
     px4_dir = None

@@ -127,7 +127,9 @@ async def test_drone_mission_flies_to_completion(sitl_options: SitlChoice) -> No
         assert final.mission.total == 7  # a speed change item precedes the first waypoint
         assert distance_to(final, *wp2) < 5.0
         assert final.position is not None
-        assert final.position.alt_rel_m < 1.0
+        # (1.5 m: PX4 corrects home's altitude in flight for 120 s after take-off, by up to ~1 m in
+        # SIH, and the relative altitude of a landed quad moves with it)
+        assert final.position.alt_rel_m < 1.5
         wanted = {EventKind.ARMED, EventKind.MISSION_ITEM, EventKind.MISSION_COMPLETE, EventKind.DISARMED}
         seen = await _events_until(events, wanted, 5.0)
         assert [e.detail for e in seen if e.kind == EventKind.MISSION_ITEM][-1] == "6/7"
