@@ -113,13 +113,23 @@ class AssignmentRule:
     async def add_zone(self, zone: NoFlyZone) -> int:
         """A new no-fly zone for every later decision: the trip prices and flight paths it can change
         are planned again (incrementally). Returns how many prices changed."""
+        await self.add_zone_to_paths(zone)
+        return await self.add_zone_to_prices(zone)
+
+    async def add_zone_to_paths(self, zone: NoFlyZone) -> None:
+        """The flight planner avoids the zone from now on (tens of ms: first, so drones in flight
+        can be rerouted before the slower re-pricing)."""
         await self._ensure_planners()
         assert self._flight is not None
+        await asyncio.to_thread(self._flight.add_zone, zone)
+
+    async def add_zone_to_prices(self, zone: NoFlyZone) -> int:
+        """The trip prices the zone changes, planned again (incrementally); how many changed."""
+        await self._ensure_planners()
         assert self._costs is not None
         changed = 0
         if isinstance(self._costs_source, SiteCosts) or self._costs_source is None:
             changed = await asyncio.to_thread(self._site_costs.add_zone, zone)
-        await asyncio.to_thread(self._flight.add_zone, zone)
         self._costs.clear()
         return changed
 

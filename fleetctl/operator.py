@@ -86,18 +86,18 @@ class Operator:
         """A no-fly zone from now on: every drone flying towards it is rerouted around it in flight
         (a drop point inside it: the parcel comes home), and every new decision avoids it. Returns
         how many trip prices it changed. ValueError if its id is taken."""
-        changed = await self._rule.add_zone(zone)
+        # Drones in flight first (an emergency zone may be seconds ahead of one), prices after.
+        await self._rule.add_zone_to_paths(zone)
         if self._zone_book is not None:
             self._zone_book.added(zone)
+        rerouted = await self._sorties.zones_changed(flight, [zone]) if (flight := self._rule.flight) else []
+        changed = await self._rule.add_zone_to_prices(zone)
         await self._store.append_event("zone", zone.zone_id, "zone.added", {
             "by": by, "reason": zone.reason, "floor_m": zone.floor_m,
             "ceiling_m": zone.ceiling_m if zone.ceiling_m != float("inf") else None, "prices_changed": changed,
             "shape_xy_m": [[float(x), float(y)] for x, y in zone.shape.exterior.coords]})
-        if (flight := self._rule.flight) is not None:
-            rerouted = await self._sorties.zones_changed(flight)
-            if rerouted:
-                await self._store.append_event("zone", zone.zone_id, "zone.sorties_rerouted",
-                                               {"by": by, "sorties": rerouted})
+        if rerouted:
+            await self._store.append_event("zone", zone.zone_id, "zone.sorties_rerouted", {"by": by, "sorties": rerouted})
         self._dispatcher.wake(f"zone {zone.zone_id} added")
         return changed
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from fleetctl.sorties import SortiePhase, SortiePlan, SortieRunner, fence_for
 from fleetctl.sorties.policy import VEHICLE_REASONS, ContingencySettings
 from fleetctl.sorties.replan import Reroute, affected, reroute
 from fleetctl.store import Store
-from planner.airspace import Airspace
+from planner.airspace import Airspace, NoFlyZone
 from planner.errors import DropoffInsideZone, PlanningError
 from planner.flight import FlightPlanner
 from planner.site import Site
@@ -131,13 +131,16 @@ class SortieManager:
                 return plan
         raise IllegalTransition(f"order {order_id}", "no sortie under way", "recalled")
 
-    async def zones_changed(self, flight: FlightPlanner) -> list[str]:
+    async def zones_changed(self, flight: FlightPlanner, added: Sequence[NoFlyZone] = ()) -> list[str]:
         """The zones in force changed (an operator added one): every drone whose way ahead now comes
         too close to a zone holds, gets a new path around it from where it stopped, and flies on (a
         drop point inside the zone: the parcel comes home). Others fly on untouched. Returns the
         sorties rerouted."""
         self.airspace = flight.airspace
         at_s = self._clock.now().timestamp()
+        # Only the zones just added can block a sortie planned around the others (a path planned
+        # along a zone's buffer must not count as blocked by it after its WGS84 round trip).
+        new_only = Airspace(self.airspace.area, tuple(added), self.airspace.buffer_m) if added else self.airspace
         todo = []
         for vehicle_id, runner in list(self.runners.items()):
             plan, state = runner.plan, runner.vehicle_state
@@ -145,7 +148,7 @@ class SortieManager:
                 continue
             current = state.mission.current if state.mission.total == plan.mission_total else 0
             position = (state.position.lat_deg, state.position.lon_deg)
-            if await asyncio.to_thread(affected, self._site, self.airspace, plan, current, position, at_s=at_s):
+            if await asyncio.to_thread(affected, self._site, new_only, plan, current, position, at_s=at_s):
                 todo.append(runner)
         results = await asyncio.gather(*(self._reroute(r, flight, at_s) for r in todo), return_exceptions=True)
         rerouted = []

@@ -27,7 +27,7 @@ import hmac
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -56,6 +56,8 @@ AT_RISK_AFTER_S = 5.0
 #: A release further than this from the drop point does not count as a proof of delivery.
 PROOF_RADIUS_M = 15.0
 _ABANDON_MODES = frozenset({"RTL", "LAND"})
+#: A robot with a PIN hand-off stops this close to the drop point (well within PROOF_RADIUS_M).
+DOOR_M = 6.0
 #: An ETA is told again when it moved by this much (clock seconds); a drone descends at this rate.
 ETA_STEP_S = 30.0
 DESCENT_M_S = 1.5
@@ -168,6 +170,7 @@ class SortieRunner:
         self.waiting_for_pin = False
         self._watch_battery = False  # outbound with the parcel: a low battery turns the vehicle back
         self._eta: datetime | None = None  # the last ETA told
+        self._watch_door = False  # a PIN robot on its way out: it stops when it reaches the door
 
     async def recall(self, reason: str) -> None:
         """Bring the vehicle home with the parcel (the order was cancelled): RTL now, or right after
@@ -318,6 +321,8 @@ class SortieRunner:
         while True:
             self._watch_battery = (phase in (SortiePhase.OUTBOUND, SortiePhase.DELIVERING)
                                    and self._back_reason is None and not seen.handed_off)
+            self._watch_door = (phase == SortiePhase.OUTBOUND and self.plan.handoff == "pin"
+                                and self.plan.kind == "robot" and self._back_reason is None)
             state = await self._next(seen, at_risk)
             plan = self.plan  # (a reroute replaces it)
             if not state.link_alive and not at_risk:
@@ -345,6 +350,8 @@ class SortieRunner:
                 continue
             if phase == SortiePhase.OUTBOUND and self._back_reason is None and not seen.at_drop:
                 await self._update_eta(state)
+            if self._at_the_door(phase, seen, state):
+                seen = replace(seen, at_drop=True)  # a PIN hand-off stops at the door, not past it
             if phase == SortiePhase.OUTBOUND and seen.at_drop and self._back_reason is None:
                 phase = SortiePhase.DELIVERING
                 await hooks.sortie_phase(plan, phase)
@@ -353,7 +360,8 @@ class SortieRunner:
                 if plan.kind == "drone" and state.mission.current == plan.hold_seq and seen.ours \
                         and not self._release_tried:
                     await self._release(state)
-                elif plan.kind == "robot" and plan.handoff == "pin" and seen.at_drop and not self._handed_over:
+                elif plan.kind == "robot" and plan.handoff == "pin" and not self._handed_over \
+                        and (seen.at_drop or self._near_drop(state)):
                     await self._hand_over_by_pin(state)
                 if self._back_reason is not None:
                     phase = SortiePhase.RETURNING
@@ -375,6 +383,20 @@ class SortieRunner:
             if (self._clock.now() - started).total_seconds() > deadline_s:
                 raise SortieFailed("overdue", f"no end after {deadline_s:.0f} s; the operator must look",
                                    parcel_on_board=phase in (SortiePhase.OUTBOUND, SortiePhase.DELIVERING))
+
+    def _near_drop(self, state: VehicleState) -> bool:
+        if state.position is None:
+            return False
+        lat, lon = self.plan.out_wgs84[-1]
+        return _distance_m(lat, lon, state.position.lat_deg, state.position.lon_deg) <= DOOR_M
+
+    def _at_the_door(self, phase: SortiePhase, seen: Progress, state: VehicleState) -> bool:
+        """A PIN robot heading for the drop point counts as there within DOOR_M: it is told to hold
+        at once (reaching the waypoint first, the stop would come metres past it)."""
+        plan = self.plan
+        return (phase == SortiePhase.OUTBOUND and plan.kind == "robot" and plan.handoff == "pin"
+                and self._back_reason is None and seen.ours and not seen.at_drop
+                and state.mission.current == plan.drop_seq and self._near_drop(state))
 
     async def _update_eta(self, state: VehicleState) -> None:
         """The order's ETA from where the vehicle is now: what is left of the way out at cruise
@@ -493,7 +515,8 @@ class SortieRunner:
         after a while: a silent vehicle changes nothing, yet the deadline must still be looked at."""
         def news(state: VehicleState) -> bool:
             return progress(self.plan, state) != last or state.link_alive == at_risk or (
-                self._watch_battery and self._battery_short(state) is not None)
+                self._watch_battery and self._battery_short(state) is not None) or (
+                self._watch_door and self._near_drop(state))
 
         try:
             return await self._vehicle.wait_for(news, AT_RISK_AFTER_S, "sortie progress", fail_on_link_loss=False)

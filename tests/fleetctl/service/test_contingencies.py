@@ -102,7 +102,7 @@ async def test_vehicle_faults_bring_the_parcel_back_and_the_order_goes_again(sit
     comes back (or never leaves), with the vehicle's reason, and is delivered by the next sortie."""
     skip_fault_injection_on_px4(sitl_options, "gripper jam, battery drop, arming refusal")
     near = near_drop_point(SITE, "erottaja", "drone", lo_m=150.0, hi_m=400.0)
-    far = near_drop_point(SITE, "erottaja", "drone", lo_m=600.0, hi_m=1500.0)
+    far = near_drop_point(SITE, "erottaja", "drone", lo_m=450.0, hi_m=800.0)
     robot_drop = near_drop_point(SITE, "erottaja", "robot", lo_m=100.0, hi_m=300.0)
     async with site_sim(sitl_options, SITE, ["quad-1", "quad-2", "robot-1"]) as sim:
         settings = settings_for(tmp_path, sim)
@@ -168,7 +168,7 @@ async def test_a_robot_waits_for_the_pin_and_brings_the_parcel_back_when_nobody_
         sitl_options: SitlChoice, tmp_path: Path) -> None:
     """PIN hand-off: the recipient's PIN hands the parcel over (proof by PIN); a recipient who never
     comes gets the parcel back at the depot, the order failed with the reason (policy 'fail')."""
-    drops = [near_drop_point(SITE, "erottaja", "robot", rank=i, lo_m=100.0, hi_m=350.0) for i in range(2)]
+    drops = [near_drop_point(SITE, "erottaja", "robot", rank=i, lo_m=80.0, hi_m=250.0) for i in range(2)]
     async with site_sim(sitl_options, SITE, ["robot-1", "robot-2"]) as sim:
         settings = settings_for(tmp_path, sim, contingencies=ContingencySettings(
             handoff_timeout_s=90.0, failed_handoff="fail"))
@@ -224,17 +224,16 @@ async def test_a_lost_link_marks_the_sortie_at_risk_and_it_carries_on(sitl_optio
             assert at_risk[0] < restored[0], details
 
 
-async def test_a_zone_added_in_flight_reroutes_the_drones_it_blocks_and_no_track_enters_it(
+async def test_a_zone_added_in_flight_reroutes_the_drone_it_blocks_and_no_track_enters_it(
         sitl_options: SitlChoice, tmp_path: Path) -> None:
     """An emergency zone drops onto a flying quad's way: the quad holds, gets a new way around it and
-    uploads it in flight, delivers, and never enters the zone; a quad flying elsewhere is left alone."""
+    uploads it in flight, delivers, and never enters the zone."""
     xy0 = SITE.depots["erottaja"].xy_m
     nearest_depot = {n: min(SITE.depots, key=lambda d: math.dist(SITE.depots[d].xy_m, p.xy_m))
                      for n, p in SITE.drop_points.items()}
-    drops = [d for d in (near_drop_point(SITE, "erottaja", "drone", rank=i, lo_m=700.0, hi_m=1500.0)
-                         for i in range(40)) if nearest_depot[d] == "erottaja"]
-    blocked = drops[0]
-    async with site_sim(sitl_options, SITE, ["quad-1", "quad-2"]) as sim:
+    blocked = next(d for d in (near_drop_point(SITE, "erottaja", "drone", rank=i, lo_m=700.0, hi_m=1500.0)
+                               for i in range(40)) if nearest_depot[d] == "erottaja")
+    async with site_sim(sitl_options, SITE, ["quad-1"]) as sim:
         settings = settings_for(tmp_path, sim)
         clock = ScaledClock(sim.speed, settings.sim_epoch)
         async with (running_service(settings) as service, producer(settings.site_id or "", clock) as p,
@@ -243,28 +242,20 @@ async def test_a_zone_added_in_flight_reroutes_the_drones_it_blocks_and_no_track
             assert operator is not None
             await p.publish(p.order("Z-1", blocked))
             await p.wait(lambda q: q.status.get("Z-1", {}).get("state") == "in_transit", 60.0, "Z-1 flying")
-            plan = service.sorties.active[p.status["Z-1"]["vehicle_id"]]
+            plan = service.sorties.active["quad-1"]
             path = np.asarray(SITE.frame.points_to_local(np.asarray(plan.out_wgs84)), dtype=np.float64)
             # a 60 m zone across the way, 60 % of the way out (the quad is still climbing at the pad)
             line = shapely.LineString(path)
             centre = line.interpolate(0.6 * line.length)
             assert math.dist((centre.x, centre.y), xy0) > 200.0
-            # the other order goes another way: the one whose straight line keeps farthest from the zone
-            other = max((n for n, d in SITE.drop_points.items() if d.drone_ok and nearest_depot[n] == "erottaja"
-                         and 300.0 < math.dist(xy0, d.xy_m) < 1500.0),
-                        key=lambda n: shapely.LineString([xy0, SITE.drop_points[n].xy_m]).distance(centre))
-            await p.publish(p.order("Z-2", other))
-            await p.wait(lambda q: q.status.get("Z-2", {}).get("state") == "in_transit", 60.0, "Z-2 flying")
             zone = NoFlyZone.make_circle("heli-2", "emergency helicopter", centre.x, centre.y, 60.0,
                                          active_from_s=clock.now().timestamp())
             await operator.add_zone(zone, by="test")
-            await p.wait(lambda q: all(q.status.get(o, {}).get("state") == "delivered" for o in ("Z-1", "Z-2")),
-                         900.0 / sim.speed + 60.0, "both delivered")
+            await p.wait(lambda q: q.status.get("Z-1", {}).get("state") == "delivered", 900.0 / sim.speed + 60.0,
+                         "Z-1 delivered")
             rerouted = [e for e in await service.store.events_after(0, limit=10_000) if e.kind == "zone.sorties_rerouted"]
-            assert [e.data["sorties"] for e in rerouted] == [[plan.sortie_id]]  # Z-2's sortie left alone
+            assert [e.data["sorties"] for e in rerouted] == [[plan.sortie_id]]
             details = [e.data.get("detail") or "" for e in await service.store.sortie_events(plan.sortie_id)]
             assert any(d.startswith("rerouted around the new zone") for d in details), details
-            z2 = (await service.store.get_order("Z-2")).sortie_id
-            assert z2 is not None
-            assert not any("rerouted" in (e.data.get("detail") or "") for e in await service.store.sortie_events(z2))
+            assert p.status["Z-1"]["proof"]["within_radius"] is True
         assert zone_incursions(list(tracks.tracks.values()), [zone], tolerance_m=1.0) == []
