@@ -151,7 +151,11 @@ class SortieRunner:
 
     def __init__(self, plan: SortiePlan, vehicle: Vehicle, fence: Sequence[GeofenceItem], hooks: SortieHooks,
                  clock: Clock, *, policy: ContingencySettings | None = None, expected_pin: str | None = None,
-                 bringing_back: str | None = None, early_pins: Sequence[str] = ()) -> None:
+                 bringing_back: str | None = None, early_pins: Sequence[str] = (),
+                 transfer_lock: asyncio.Lock | None = None) -> None:
+        # One mission/fence transfer at a time across the fleet's sorties: concurrent transfers to
+        # several vehicles through the one MAVSDK instance timed out under load (CI saw it).
+        self._transfer_lock = transfer_lock or asyncio.Lock()
         self.plan = plan if plan.mission_total else mission(plan)[1]  # the seqs progress is read by
         self._vehicle = vehicle
         self._fence = list(fence)
@@ -302,7 +306,8 @@ class SortieRunner:
         REJ. CMD: Busy" until PX4 gives the old one up, 5 s after its last message)."""
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             try:
-                await upload()
+                async with self._transfer_lock:
+                    await upload()
                 return
             except (MissionUploadFailed, GeofenceUploadFailed) as e:
                 if attempt == UPLOAD_ATTEMPTS or e.result in _FINAL_UPLOAD_RESULTS:
