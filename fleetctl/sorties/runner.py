@@ -171,7 +171,6 @@ class SortieRunner:
         # Why the parcel is coming back, once it is: the order is returned when the vehicle is home.
         self._back_reason: str | None = bringing_back
         self.recall_reason: str | None = None  # set by `recall`: the order was cancelled in flight
-        self.waiting_for_pin = False
         self._watch_battery = False  # outbound with the parcel: a low battery turns the vehicle back
         self._eta: datetime | None = None  # the last ETA told
         self._watch_door = False  # a PIN robot on its way out: it stops when it reaches the door
@@ -449,32 +448,28 @@ class SortieRunner:
         plan, policy = self.plan, self._policy
         with contextlib.suppress(VehicleError):
             await self._vehicle.pause()
-        self.waiting_for_pin = True
         await self._hooks.sortie_phase(plan, SortiePhase.DELIVERING, "waiting for the recipient's PIN")
         wrong = 0
         deadline = self._clock.now() + timedelta(seconds=policy.handoff_timeout_s)
         why = f"nobody entered the PIN within {policy.handoff_timeout_s:.0f} s"
-        try:
-            while (left_s := (deadline - self._clock.now()).total_seconds()) > 0:
-                try:
-                    async with asyncio.timeout(self._clock.wall_s(left_s)):
-                        pin = await self._pins.get()
-                except TimeoutError:
-                    break
-                if self._expected_pin is not None and hmac.compare_digest(pin.encode(), self._expected_pin.encode()):
-                    self._handed_over = True
-                    proof = self._proof(self._vehicle.state, confirmed=True)
-                    proof["method"] = "pin"
-                    await self._hooks.order_step(plan, OrderState.DELIVERED, proof=proof)
-                    break
-                wrong += 1
-                await self._hooks.sortie_phase(plan, SortiePhase.DELIVERING,
-                                               f"wrong PIN ({wrong} of {policy.handoff_pin_attempts})")
-                if wrong >= policy.handoff_pin_attempts:
-                    why = f"{wrong} wrong PINs"
-                    break
-        finally:
-            self.waiting_for_pin = False
+        while (left_s := (deadline - self._clock.now()).total_seconds()) > 0:
+            try:
+                async with asyncio.timeout(self._clock.wall_s(left_s)):
+                    pin = await self._pins.get()
+            except TimeoutError:
+                break
+            if self._expected_pin is not None and hmac.compare_digest(pin.encode(), self._expected_pin.encode()):
+                self._handed_over = True
+                proof = self._proof(self._vehicle.state, confirmed=True)
+                proof["method"] = "pin"
+                await self._hooks.order_step(plan, OrderState.DELIVERED, proof=proof)
+                break
+            wrong += 1
+            await self._hooks.sortie_phase(plan, SortiePhase.DELIVERING,
+                                           f"wrong PIN ({wrong} of {policy.handoff_pin_attempts})")
+            if wrong >= policy.handoff_pin_attempts:
+                why = f"{wrong} wrong PINs"
+                break
         if not self._handed_over:
             await self._bring_back(OrderState.FAILED, "handoff_failed", why)
         with contextlib.suppress(VehicleError):
