@@ -137,6 +137,8 @@ async def test_quad_takeoff_reposition_rtl(sim_fleet_factory) -> None:
         await c.heartbeat_of(1, lambda h: h.custom_mode == Mode.RTL, 3)
         alts = await _record(c, "GLOBAL_POSITION_INT", lambda x: x.relative_alt / 1000, lambda: not v.armed, 10)
         assert max(alts) > 29.0  # climbed to RTL_RETURN_ALT
+        # The simulator has disarmed; its STATUSTEXT is on the way to us (sent with the step's batch).
+        await c.wait_text("Disarmed by landing", 3)
         texts = [t for _, t in c.status.texts]
         for expected in ("Returning to launch", "RTL: start return at 518 m (30 m above destination)",
                          "RTL: land at destination", "Landing detected", "Disarmed by landing"):

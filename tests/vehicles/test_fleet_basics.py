@@ -57,16 +57,21 @@ async def test_gcs_heartbeat_keeps_pace_with_vehicle_time() -> None:
         await fleet.vehicle(1, timeout_s=60.0)
         sim_vehicle = sim.vehicles[0]
         worst_gap_s = 0.0
-        t_end = time.monotonic() + 2.0  # 60 vehicle seconds
+        # Over the fleet's whole estimate window (3 wall seconds): the rate the simulator really ran
+        # at, which on a busy host is below the one asked for (it gives time up rather than burst).
+        wall_0, sim_0 = time.monotonic(), sim.now_s()
+        t_end = wall_0 + 3.0  # 90 vehicle seconds
         while time.monotonic() < t_end:
             await asyncio.sleep(0.02)
             heard = [link.gcs_heartbeat_s for link in sim_vehicle.links if link.gcs_heartbeat_s is not None]
             assert heard, "the vehicle never heard a ground station"
             worst_gap_s = max(worst_gap_s, sim.now_s() - max(heard))
+        ran_x = (sim.now_s() - sim_0) / (time.monotonic() - wall_0)
         assert worst_gap_s < 3.0, f"{worst_gap_s:.1f} vehicle seconds without a GCS heartbeat"
-        assert fleet.vehicle_speed_factor(1) == pytest.approx(speed, rel=0.1)
-        assert fleet.speed_factor == pytest.approx(speed, rel=0.1)
-        assert fleet.wall_s(30.0, floor_s=0.0, sysid=1) == pytest.approx(1.0, rel=0.1)
+        assert ran_x > 10.0, f"the simulator ran at {ran_x:.1f}x of {speed:g}x: too busy a host to tell"
+        assert fleet.vehicle_speed_factor(1) == pytest.approx(ran_x, rel=0.1)
+        assert fleet.speed_factor == pytest.approx(ran_x, rel=0.1)
+        assert fleet.wall_s(30.0, floor_s=0.0, sysid=1) == pytest.approx(30.0 / ran_x, rel=0.1)
 
 
 def test_a_vehicle_clock_follows_its_rate_over_a_sliding_window() -> None:
