@@ -432,7 +432,8 @@ def closest_approach(a: Intent, b: Intent, vertical_m: float) -> tuple[float, fl
     dz0 = r0[:, 2]
     slope = r1[:, 2] - dz0
     flat = slope == 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # A slope of a few ulps overflows to ±inf: still the right side of [0, 1] once clipped.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ta = (-vertical_m - dz0) / slope
         tb = (vertical_m - dz0) / slope
     # Fraction tau of each piece where |dz| < vertical_m: an open interval; its closure [lo, hi].

@@ -169,12 +169,13 @@ class Live:
         self.vehicles: dict[str, VehicleStateMessage] = {}
         self.orders: dict[str, OrderStatus] = {}
         self.events: deque[EventMessage] = deque(maxlen=events_kept)
-        self.zones: int | None = None
+        self.zone_ids: list[str] | None = None  # None until the service's zones message came
         self.on_event: Callable[[EventMessage], None] | None = None
         self.changed = asyncio.Event()
 
     def view(self) -> RenderableType:
-        return render.live_view(self.vehicles, self.orders, list(self.events), zones=self.zones)
+        return render.live_view(self.vehicles, self.orders, list(self.events),
+                                zones=None if self.zone_ids is None else len(self.zone_ids))
 
     async def run(self) -> None:
         topics = self._client.topics
@@ -208,4 +209,4 @@ class Live:
             self.on_event(event)
 
     def _zones(self, topic: str, payload: bytes) -> None:
-        self.zones = len(ZonesMessage.model_validate_json(payload).zones)
+        self.zone_ids = [z.zone_id for z in ZonesMessage.model_validate_json(payload).zones]

@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import io
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import NestedCompleter
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.input import Input
@@ -31,6 +33,7 @@ from fleetctl.console.client import ControlClient
 from fleetctl.console.grammar import GrammarError, completions, console_parser
 from fleetctl.console.render import event_line
 from fleetctl.errors import FleetError
+from fleetctl.orders.lifecycle import FINAL
 
 HELP = """commands (TAB completes, --json after any of them prints the answer as JSON):
   vehicles | orders [--state S] | order show|add|cancel|pin ... | kpi | whoami
@@ -39,6 +42,41 @@ HELP = """commands (TAB completes, --json after any of them prints the answer as
   dispatch pause|resume | events [--follow] | watch (toggles the live table) | help | exit
   `COMMAND -h` explains one."""
 _STYLE = Style.from_dict({"bottom-toolbar": "noreverse"})
+#: Order ids offered for completion: the open ones, newest first, at most this many.
+COMPLETED_ORDERS_MAX = 200
+
+
+class LiveCompleter(Completer):
+    """The command words, and the vehicle, order and zone ids the live topics show now (an order id
+    only while the order is open: those are the ones an operator cancels or pins). Words are whole
+    shell words: prompt_toolkit's NestedCompleter stops at a hyphen, and every id has one."""
+
+    def __init__(self, live: Live) -> None:
+        self._live = live
+        self._key: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
+        self._tree: dict[str, Any] = {}
+
+    def _current(self) -> dict[str, Any]:
+        live = self._live
+        open_orders = sorted((s.order_id for s in live.orders.values() if s.state not in FINAL), reverse=True)
+        key = (tuple(sorted(live.vehicles)), tuple(open_orders[:COMPLETED_ORDERS_MAX]), tuple(live.zone_ids or ()))
+        if key != self._key:
+            self._key = key
+            self._tree = completions(*key)
+        return self._tree
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
+        text = document.text_before_cursor.lstrip()
+        *done, partial = text.split(" ") if text else [""]
+        level: Any = self._current()
+        for word in (w for w in done if w):
+            level = level.get(word) if isinstance(level, dict) else None
+            if level is None:
+                return
+        if isinstance(level, dict):
+            for word in level:
+                if word.startswith(partial):
+                    yield Completion(word, start_position=-len(partial))
 
 
 class ConsoleApp:
@@ -53,7 +91,7 @@ class ConsoleApp:
         self._parser = console_parser()
         hist: History = FileHistory(str(history)) if history is not None else InMemoryHistory()
         self.session: PromptSession[str] = PromptSession(
-            completer=NestedCompleter.from_nested_dict(completions()), history=hist, input=input, output=output,
+            completer=LiveCompleter(self.live), history=hist, input=input, output=output,
             style=_STYLE, refresh_interval=1.0, bottom_toolbar=None)
         self.live.on_event = self._event
 

@@ -146,13 +146,18 @@ def console_parser() -> ConsoleParser:
     return parser
 
 
-def completions() -> dict[str, Any]:
-    """The words for prompt_toolkit's NestedCompleter."""
+def completions(vehicle_ids: Sequence[str] = (), order_ids: Sequence[str] = (),
+                zone_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """The words for prompt_toolkit's NestedCompleter, with the ids the console knows of now (the
+    service's live topics) where a command takes one."""
+    vehicles = dict.fromkeys(vehicle_ids)
+    orders = dict.fromkeys(order_ids)
     verbs: dict[str, Any] = {
-        "order": dict.fromkeys(("show", "add", "cancel", "pin")),
-        "vehicle": dict.fromkeys(VEHICLE_VERBS),
+        "order": {"show": orders, "add": None, "cancel": orders,
+                  "pin": {order_id: vehicles for order_id in order_ids}},
+        "vehicle": {verb: vehicles for verb in VEHICLE_VERBS},
         "fleet": dict.fromkeys(FLEET_VERBS),
-        "nofly": {"add": dict.fromkeys(("circle", "geojson")), "remove": None, "list": None},
+        "nofly": {"add": dict.fromkeys(("circle", "geojson")), "remove": dict.fromkeys(zone_ids), "list": None},
         "dispatch": dict.fromkeys(("pause", "resume")),
         "orders": {"--state": dict.fromkeys(s.value for s in OrderState)},
         "events": dict.fromkeys(("--follow", "--limit")),

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
@@ -174,10 +176,14 @@ async def test_headless_console_session(served: Served) -> None:
             session = asyncio.create_task(app.run(), name="console-session")
             async with asyncio.timeout(30):
                 # Typed ahead; the events come as the service publishes them.
-                while "dispatch.resumed" not in out.getvalue():
+                # (and the vehicles' states: the first comes within a vehicle second of the service's start)
+                while "dispatch.resumed" not in out.getvalue() or "quad-1" not in app.live.vehicles:
                     app.live.changed.clear()
                     await app.live.changed.wait()
                 toolbar = app._toolbar().value  # what `watch` shows under the prompt
+                completer = app.session.completer
+                assert completer is not None
+                offered = [c.text for c in completer.get_completions(Document("vehicle rtl quad-"), CompleteEvent())]
                 pipe.send_text("exit\r")
                 failures = await session
     text = out.getvalue()
@@ -191,6 +197,7 @@ async def test_headless_console_session(served: Served) -> None:
     assert "dispatch.paused" in text  # followed: the event printed as it came
     assert failures == 2
     assert "quad-1" in toolbar
+    assert "quad-1" in offered  # vehicle ids complete, from the live topics
     assert not served.service.dispatcher.paused
 
 
