@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Polygon as MplPolygon
 
+from planner.airspace import NoFlyZone
 from planner.geo import FloatArray
 from planner.site import Site
 
@@ -40,8 +41,10 @@ def render_site_map(
     markers: Sequence[tuple[str, tuple[float, float]]] = (),
     title: str | None = None,
     at_s: float | None = None,
+    added_zones: Sequence[NoFlyZone] = (),
 ) -> Path:
-    """Write the map to `out_png` and return its path."""
+    """Write the map to `out_png` and return its path. `added_zones` (added while a run went on) are
+    drawn hatched and named, apart from the site's own."""
     fig, ax = plt.subplots(figsize=(10, 10), dpi=110)
     try:
         ax.set_aspect("equal")
@@ -62,6 +65,14 @@ def render_site_map(
                         edgecolor="#c53030", lw=0.8, zorder=2,
                     )
                 )
+        for zone in added_zones:
+            shape = zone.shape
+            for poly in list(shape.geoms) if hasattr(shape, "geoms") else [shape]:
+                ax.add_patch(MplPolygon(np.asarray(poly.exterior.coords), closed=True, facecolor="#dd6b2033",
+                                        edgecolor="#c05621", hatch="///", lw=1.2, zorder=2))
+            centre = shape.centroid
+            ax.annotate(zone.zone_id, (centre.x, centre.y), ha="center", va="center", fontsize=8,
+                        color="#7b341e", weight="bold", zorder=8)
         for dp in site.drop_points.values():
             ax.plot(*dp.xy_m, marker=".", color="#805ad5" if dp.kind != "doorstep" else "#a0aec0",
                     ms=4 if dp.kind == "doorstep" else 7, zorder=3)
@@ -76,6 +87,9 @@ def render_site_map(
             ax.plot(*xy, marker="*", color="#d69e2e", ms=16, zorder=7)
             ax.annotate(label, xy, xytext=(7, -12), textcoords="offset points", fontsize=9)
         ax.plot([], [], color="#c53030", lw=6, alpha=0.4, label="no-fly zone (buffered in planning)")
+        if added_zones:
+            ax.add_patch(MplPolygon(np.zeros((3, 2)), facecolor="#dd6b2033", edgecolor="#c05621", hatch="///",
+                                    label="no-fly zone added during the run"))
         ax.plot([], [], color="#b0b0b0", lw=1, label="sidewalk network")
         ax.plot([], [], "s", color="#2f855a", label="depot")
         ax.set_xlabel("east (m)")

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import shapely
-
 from fleetctl.bus import EventMessage
 from fleetctl.bus.payloads import EntityKind
 from fleetctl.clock import WallClock
 from fleetctl.demo import report
+from fleetctl.demo.added_zones import zones_from_events
 from fleetctl.demo.orders import PlannedOrder
 from fleetctl.demo.run import SITE_FOLDER, STORE_FILE, map_title
 from fleetctl.demo.watch import Battery, OrderView, Shop
@@ -135,27 +134,6 @@ def read_tracks(path: Path, kinds: Mapping[str, str], start_s: float) -> dict[st
     return tracks
 
 
-def zones_from_events(events: Iterable[EventRecord]) -> list[NoFlyZone]:
-    """The no-fly zones operators added during a run, each active from its zone.added event until its
-    zone.removed event (if any)."""
-    added: dict[str, tuple[EventRecord, float | None]] = {}
-    for event in events:
-        if event.entity != "zone":
-            continue
-        if event.kind == "zone.added" and event.data.get("shape_xy_m"):
-            added[event.entity_id] = (event, None)
-        elif event.kind == "zone.removed" and event.entity_id in added:
-            added[event.entity_id] = (added[event.entity_id][0], event.at.timestamp())
-    zones = []
-    for zone_id, (event, until_s) in added.items():
-        ceiling = event.data.get("ceiling_m")
-        zones.append(NoFlyZone(zone_id, str(event.data.get("reason") or ""), shapely.Polygon(event.data["shape_xy_m"]),
-                               floor_m=float(event.data.get("floor_m") or 0.0),
-                               ceiling_m=float("inf") if ceiling is None else float(ceiling),
-                               active_from_s=event.at.timestamp(), active_until_s=until_s))
-    return zones
-
-
 def seen(run: RunFolder) -> Shop:
     """What the shop would have seen of the run: every order's end and story, from the store."""
     vehicles = {v: m.kind for v, m in fleet_members(run.site).items()}
@@ -217,13 +195,15 @@ def rebuild(run: RunFolder, out: Path, extra: Mapping[str, Any] | None = None) -
     """The report (JSON) and the map of `run`, written to `out` (blocking: run it in a thread)."""
     shop = seen(run)
     rec = replayed(run)
-    zones: Sequence[NoFlyZone] = [*run.site.zones, *zones_from_events(run.events)]
+    added = zones_from_events(run.events)
+    zones: Sequence[NoFlyZone] = [*run.site.zones, *added]
     meta = {k: run.old[k] for k in _RUN_KEYS if k in run.old}
     data = report.build(shop, rec, run.site, meta, zones) | dict(extra or {})
     data["rebuilt_from"] = {"store": str(run.path / STORE_FILE), "tracks": str(run.path / TRACKS_FILE),
                             "events": len(run.events)}
     title = str(run.old.get("title", "fleetctl run"))
-    map_path = report.draw_map(run.site, shop, rec, out / MAP_FILE, map_title(title, run.site, data))
+    map_path = report.draw_map(run.site, shop, rec, out / MAP_FILE, map_title(title, run.site, data),
+                               added_zones=added)
     data["files"] = {"report": str(out / REPORT_FILE), "map": str(map_path)}
     report_path = report.write_json(data, out / REPORT_FILE)
     return Rebuilt(data, report_path, map_path)

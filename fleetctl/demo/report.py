@@ -225,9 +225,11 @@ def write_json(data: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
-def draw_map(site: Site, shop: Shop, rec: Recorded, path: Path, title: str) -> Path:
-    """The site with every vehicle's track (a colour each; robots dashed) and every order's drop
-    point coloured by its outcome (fleetctl.mapview; it carries the OpenStreetMap attribution)."""
+def draw_map(site: Site, shop: Shop, rec: Recorded, path: Path, title: str,
+             added_zones: Sequence[NoFlyZone] = ()) -> Path:
+    """The site with every vehicle's track (a colour each; robots dashed), every order's drop
+    point coloured by its outcome, and the zones added during the run (fleetctl.mapview; it carries
+    the OpenStreetMap attribution)."""
     drawn: list[Track] = []
     for i, vid in enumerate(shop.vehicles):
         track = rec.tracks.tracks.get(vid)
@@ -244,7 +246,7 @@ def draw_map(site: Site, shop: Shop, rec: Recorded, path: Path, title: str) -> P
         points = by_outcome.get(key)
         if points:
             drawn.append(Track(f"{label} ({len(points)})", np.asarray(points, dtype=np.float64), colour, marker))
-    return render_site_map(site, path, tracks=drawn, title=title)
+    return render_site_map(site, path, tracks=drawn, title=title, added_zones=added_zones)
 
 
 def write_tracks(rec: Recorded, path: Path) -> Path:

@@ -37,6 +37,7 @@ from fleetctl import __version__
 from fleetctl.clock import ScaledClock
 from fleetctl.config import ServiceSettings
 from fleetctl.demo import backends, report
+from fleetctl.demo.added_zones import zones_from_events
 from fleetctl.demo.fleet import choose_vehicles, site_with_fleet
 from fleetctl.demo.live import DemoView, RunPhase, hms
 from fleetctl.demo.options import DemoOptions
@@ -134,7 +135,7 @@ async def run_demo(options: DemoOptions, console: Console | None = None, *, hand
     run = _Run(opts, console, site, site_id, members, orders, store, out, wall0, handle_sigint, hooks)
     data = await run.execute(site_dir)
     map_path = await asyncio.to_thread(report.draw_map, site, run.shop, run.recording, out / "map.png",
-                                       map_title(hooks.title, site, data))
+                                       map_title(hooks.title, site, data), zones_from_events(run.shop.zone_events))
     tracks_path = await asyncio.to_thread(report.write_tracks, run.recording, out / "tracks.csv")
     data["timing"]["total_wall_s"] = round(time.monotonic() - wall0, 1)
     data["title"] = hooks.title
@@ -163,7 +164,13 @@ def map_title(title: str, site: Site, data: dict[str, Any]) -> str:
     rate = k["on_time_rate"]
     on_time = f", {100.0 * rate:.0f} % on time" if rate is not None else ""
     return (f"{title}, {site.name}: {c['received']} orders, {c['delivered']} delivered{on_time} "
-            f"({data['hours']:g} h at {data['timing']['speed']:g}x, seed {data['seed']})")
+            f"({_span(data)} at {data['timing']['speed']:g}x, seed {data['seed']})")
+
+
+def _span(data: dict[str, Any]) -> str:
+    """The simulated time the run covered (a scenario's order stream may last a second)."""
+    simulated_s = float(data["timing"].get("simulated_s") or data["hours"] * 3600.0)
+    return f"{simulated_s / 3600.0:.1f} h" if simulated_s >= 5400.0 else f"{simulated_s / 60.0:.0f} min"
 
 
 def _clear_earlier_run(out: Path) -> None:

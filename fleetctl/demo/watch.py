@@ -119,6 +119,7 @@ class Shop:
         self.vehicles = {vid: VehicleView(vid, kind) for vid, kind in vehicles.items()}
         self.incidents: deque[Incident] = deque(maxlen=INCIDENTS_KEPT)  # the last ones
         self.incident_count = 0
+        self.zone_events: list[EventMessage] = []  # zones added and lifted during the run (for the map)
         self.rejected_messages: list[RejectedMessage] = []
         self.events_seen = 0
         self.last_seq = 0
@@ -248,6 +249,11 @@ class Shop:
             if phase == "failed":
                 self._incident(event.at, f"sortie of {event.data.get('order_id')} on "
                                f"{event.data.get('vehicle_id')} failed: {event.data.get('detail') or ''}")
+        elif event.entity == "zone" and kind in ("zone.added", "zone.removed"):
+            self.zone_events.append(event)
+            reason = event.data.get("reason")
+            self._incident(event.at, f"no-fly zone {event.entity_id} {kind.removeprefix('zone.')}"
+                           + (f" ({reason})" if reason and kind == "zone.added" else ""))
         elif event.entity == "vehicle" and kind in ("vehicle.link_lost", "vehicle.link_restored"):
             self._incident(event.at, f"{event.entity_id}: {kind.removeprefix('vehicle.').replace('_', ' ')}")
 

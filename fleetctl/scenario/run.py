@@ -22,10 +22,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetctl.demo import report
+from fleetctl.demo.added_zones import zones_from_events
 from fleetctl.demo.fleet import choose_vehicles, site_with_fleet
 from fleetctl.demo.options import DemoOptions
 from fleetctl.demo.orders import PlannedOrder, order_stream
-from fleetctl.demo.rebuild import RunFolder, read_events, zones_from_events
+from fleetctl.demo.rebuild import RunFolder, read_events
 from fleetctl.demo.run import RunHooks, run_demo
 from fleetctl.errors import ScenarioError
 from fleetctl.fleet_view import fleet_members

@@ -178,3 +178,28 @@ def test_junit_has_one_case_per_check_with_failures_and_skips(tmp_path: Path) ->
     props = suite.find("properties")
     assert props is not None
     assert props[0].attrib == {"name": "speed", "value": "20"}
+
+
+def test_zones_added_during_a_run_come_back_from_bus_or_store_events_and_are_drawn(tmp_path: Path) -> None:
+    from fleetctl.bus import EventMessage
+    from fleetctl.demo.added_zones import zones_from_events
+    from fleetctl.mapview import render_site_map
+    from planner.site import load_site
+    from sitl.worlds import bundled_site_path
+
+    square = [[0.0, 0.0], [40.0, 0.0], [40.0, 40.0], [0.0, 40.0], [0.0, 0.0]]
+    stored = [EventRecord(1, T0, "zone", "fire-1", "zone.added", {"reason": "fire", "shape_xy_m": square}),
+              EventRecord(2, T0 + timedelta(minutes=5), "zone", "fire-1", "zone.removed", {}),
+              EventRecord(3, T0, "zone", "crane", "zone.added", {"shape_xy_m": square, "ceiling_m": 60.0})]
+    on_bus = [EventMessage(seq=e.seq, at=e.at, entity=e.entity, entity_id=e.entity_id, kind=e.kind, data=e.data)
+              for e in stored]
+    for events in (stored, on_bus):
+        fire, crane = zones_from_events(events)
+        assert (fire.zone_id, fire.reason, fire.shape.area) == ("fire-1", "fire", 1600.0)
+        assert fire.active_until_s == (T0 + timedelta(minutes=5)).timestamp()
+        assert crane.active_until_s is None
+        assert crane.ceiling_m == 60.0
+    site = load_site(bundled_site_path("helsinki"))
+    with_zones = render_site_map(site, tmp_path / "with.png", added_zones=zones_from_events(stored))
+    without = render_site_map(site, tmp_path / "without.png")
+    assert with_zones.read_bytes() != without.read_bytes()
