@@ -165,6 +165,12 @@ class Shop:
         await self._client.publish(f"{self.prefix}/orders/new", json.dumps(body), qos=1)
         return view
 
+    async def send_pin(self, order_id: str, pin: str) -> None:
+        """The recipient enters `pin` for `order_id` (QoS 1, on the order's hand-off topic)."""
+        if self._client is None:
+            raise BusUnavailable("an offline view of a run sends no PINs")
+        await self._client.publish(f"{self.prefix}/orders/{order_id}/handoff", json.dumps({"pin": pin}), qos=1)
+
     def all_terminal(self) -> bool:
         return all(o.terminal for o in self.orders.values())
 

@@ -241,8 +241,19 @@ class Dispatch(_Action):
     do: Literal["pause_dispatch", "resume_dispatch"]
 
 
+class EnterPin(_Action):
+    """The recipient of `order` enters a PIN (on the order's hand-off topic, as a recipient's app
+    does) once the robot waits at the door (the order is delivering), from `at_s` on, waiting at
+    most `within_s`. `pin`: what is entered (default: the order's own `handoff_pin`; another one is
+    a wrong PIN)."""
+
+    do: Literal["enter_pin"]
+    order: OrderId
+    pin: str | None = Field(default=None, pattern=r"^[0-9]{4,8}$")
+
+
 Action = Annotated[AddZone | RemoveZone | LinkLoss | GripperJam | BatteryDrop | GpsLoss | RefuseArm | Wind | Cancel
-                   | Ground | Dispatch, Field(discriminator="do")]
+                   | Ground | Dispatch | EnterPin, Field(discriminator="do")]
 #: Actions the built-in simulator does (a fault); the rest go through the service's Operator.
 FAULTS = frozenset({"link_loss", "gripper_jam", "battery_drop", "gps_loss", "refuse_arm", "wind"})
 

@@ -32,7 +32,7 @@ from fleetctl.errors import ScenarioError
 from fleetctl.fleet_view import fleet_members
 from fleetctl.scenario.checks import Check, Facts, check_all
 from fleetctl.scenario.junit import write_junit
-from fleetctl.scenario.model import AddZone, OrderItem, Scenario, load_scenario
+from fleetctl.scenario.model import AddZone, EnterPin, OrderItem, Scenario, load_scenario
 from fleetctl.scenario.timeline import Outcome, Timeline, point_of
 from fleetctl.store import Store
 from fleetctl.store.records import EventRecord, OrderRecord
@@ -103,7 +103,7 @@ async def run_scenario(scenario: Scenario, *, px4_dir: Path | None = None, speed
         speed=speed or scenario.speed, hours=hours, orders_per_hour=len(orders) / hours, seed=scenario.orders.seed,
         vehicles=tuple(vehicle_ids), out=out or Path(f"scenario-run-{scenario.name}-{datetime.now():%Y%m%d-%H%M%S}"),
         px4_dir=px4_dir, site=folder, drain_min=scenario.drain_min)
-    timeline = Timeline(scenario.actions, len(orders))
+    timeline = Timeline(scenario.actions, len(orders), pins={o.id: o.handoff_pin for o in items if o.handoff_pin})
     hooks = RunHooks(orders=orders, during=timeline.run, title=f"fleetctl scenario {scenario.name}")
     result = await run_demo(options, console, handle_sigint=handle_sigint, hooks=hooks)
     assert result.store is not None
@@ -148,6 +148,10 @@ def check_names(scenario: Scenario, items: Sequence[OrderItem], site: Site, vehi
             oid = getattr(action, key, None)
             if oid is not None and order_ids and oid not in order_ids:
                 raise ScenarioError(where, f"actions.{i}.{key}", f"no order {oid!r} in the scenario")
+        if isinstance(action, EnterPin) and action.pin is None and not any(
+                o.id == action.order and o.handoff_pin for o in items):
+            raise ScenarioError(where, f"actions.{i}.pin", f"order {action.order!r} has no handoff_pin to enter: "
+                                                          "give the pin")
         if isinstance(action, AddZone) and action.circle is not None:
             try:
                 point_of(action.circle, site)

@@ -1,6 +1,7 @@
 """A scenario's timeline: each action at its simulated time (or once its vehicle or order is in
-flight), done through the service's Operator (zones, cancel, ground, dispatch) or as a fault in the
-built-in simulator (link loss, gripper jam, battery drop, GPS loss, refusal to arm, wind).
+flight), done through the service's Operator (zones, cancel, ground, dispatch), by the recipient on
+the bus (a PIN entered at the door) or as a fault in the built-in simulator (link loss, gripper jam,
+battery drop, GPS loss, refusal to arm, wind).
 
 Every action ends with an outcome: done (and when), skipped (the backend cannot do it: real PX4 takes
 no injected faults from us) or failed (refused, or its vehicle or order never flew in time). A failed
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from fleetctl.scenario.model import (
     BatteryDrop,
     Cancel,
     Dispatch,
+    EnterPin,
     GpsLoss,
     GripperJam,
     Ground,
@@ -77,7 +79,7 @@ def label(action: Action) -> str:
     target = ""
     if isinstance(action, LinkLoss | GripperJam | BatteryDrop | GpsLoss | RefuseArm):
         target = action.vehicle or f"carrier of {action.carrying}"
-    elif isinstance(action, Cancel):
+    elif isinstance(action, Cancel | EnterPin):
         target = action.order
     elif isinstance(action, Ground):
         target = action.vehicle
@@ -86,7 +88,7 @@ def label(action: Action) -> str:
     elif isinstance(action, Wind):
         target = action.vehicle or "all vehicles"
     shown = {k: v for k, v in action.model_dump(exclude={"at_s", "when", "within_s", "do", "vehicle", "carrying",
-                                                          "order", "zone_id", "circle", "polygon_xy_m"}).items()
+                                                          "order", "zone_id", "circle", "polygon_xy_m", "pin"}).items()
              if v is not None}
     extra = f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else ""
     return f"{when} {action.do} {target}{extra}".replace("  ", " ")
@@ -129,10 +131,11 @@ def point_of(where: XY, site: Site) -> tuple[float, float]:
 class Timeline:
     """Runs the actions of one scenario (`run`, as the run's hook) and keeps their outcomes."""
 
-    def __init__(self, actions: Sequence[Action], order_count: int) -> None:
+    def __init__(self, actions: Sequence[Action], order_count: int, *, pins: Mapping[str, str] | None = None) -> None:
         self.actions = list(actions)
         self.outcomes = [Outcome(i, label(a)) for i, a in enumerate(self.actions)]
         self._order_count = order_count
+        self._pins = dict(pins or {})  # order id -> the PIN its recipient was given
 
     async def run(self, ctx: RunContext) -> None:
         async with asyncio.TaskGroup() as group:
@@ -146,7 +149,10 @@ class Timeline:
             outcome.status, outcome.detail = "skipped", reason
             return
         try:
-            vehicle = await self._when_flying(ctx, action) if action.when == "in_flight" else None
+            if isinstance(action, EnterPin):
+                vehicle = await self._at_the_door(ctx, action)
+            else:
+                vehicle = await self._when_flying(ctx, action) if action.when == "in_flight" else None
             await self._do(ctx, action, vehicle)
         except (FleetError, PlanningError, ValueError) as e:
             outcome.status, outcome.detail = "failed", f"{type(e).__name__}: {e}"
@@ -173,6 +179,20 @@ class Timeline:
                 raise NotInFlight(f"not in flight within {action.within_s:g} s")
             if len(ctx.shop.orders) >= self._order_count and ctx.shop.all_terminal():
                 raise NotInFlight("every order had ended before it was in flight")
+            await asyncio.sleep(POLL_S)
+
+    async def _at_the_door(self, ctx: RunContext, action: EnterPin) -> str | None:
+        """Until the order's robot waits for the PIN (the order is delivering); its vehicle.
+        NotInFlight when it did not within `within_s`, or the order ended first."""
+        deadline_s = self._elapsed_s(ctx) + action.within_s
+        while True:
+            view = ctx.shop.orders.get(action.order)
+            if view is not None and view.state == "delivering":
+                return view.vehicle_id
+            if view is not None and view.terminal:
+                raise NotInFlight(f"order {action.order} ended {view.state} before its robot was at the door")
+            if self._elapsed_s(ctx) > deadline_s:
+                raise NotInFlight(f"no robot at the door within {action.within_s:g} s")
             await asyncio.sleep(POLL_S)
 
     def _flying(self, ctx: RunContext, action: Action) -> str | None:
@@ -219,6 +239,11 @@ class Timeline:
                 await operator.ground(action.vehicle, reason="grounded by the scenario", by=by)
             else:
                 await operator.unground(action.vehicle, by=by)
+        elif isinstance(action, EnterPin):
+            pin = action.pin or self._pins.get(action.order)
+            if pin is None:
+                raise FleetError(f"order {action.order} has no PIN to enter")
+            await ctx.shop.send_pin(action.order, pin)
         elif isinstance(action, Dispatch):
             await (operator.pause_dispatch(by=by) if action.do == "pause_dispatch" else operator.resume_dispatch(by=by))
         elif isinstance(action, Wind):

@@ -142,6 +142,13 @@ def test_names_the_site_does_not_have_are_refused_before_the_run(tmp_path: Path)
         with pytest.raises(ScenarioError) as caught:
             check_names(s, s.order_items(), site, ["quad-1"])
         assert caught.value.key == key
+    # a PIN to enter for an order that has none, and no PIN given
+    s = load_scenario(write(tmp_path, GOOD + '\n[[actions]]\ndo = "enter_pin"\norder = "O-1"\n'))
+    with pytest.raises(ScenarioError, match="no handoff_pin") as caught:
+        check_names(s, s.order_items(), site, ["quad-1"])
+    assert caught.value.key == f"actions.{len(s.actions) - 1}.pin"
+    s = load_scenario(write(tmp_path, GOOD + '\n[[actions]]\ndo = "enter_pin"\norder = "O-1"\npin = "1234"\n'))
+    check_names(s, s.order_items(), site, ["quad-1"])
     s = load_scenario(write(tmp_path, GOOD.replace('name = "t"', 'name = "t"\nsite = "atlantis"')))
     with pytest.raises(ScenarioError, match="bundled site") as caught:
         site_dir(s)
@@ -174,6 +181,6 @@ def test_every_shipped_scenario_loads_and_names_what_its_site_has(path: Path) ->
 
 def test_the_shipped_scenarios_cover_every_sorties_contingency() -> None:
     done = {a.do for p in SCENARIOS.glob("*.toml") for a in load_scenario(p).actions}
-    assert {"battery_drop", "add_zone", "link_loss", "refuse_arm", "cancel", "gripper_jam", "wind"} <= done
+    assert {"battery_drop", "add_zone", "link_loss", "refuse_arm", "cancel", "gripper_jam", "wind", "enter_pin"} <= done
     handoffs = {o.handoff for p in SCENARIOS.glob("*.toml") for o in load_scenario(p).order_items()}
     assert "pin" in {h.value for h in handoffs if h is not None}
