@@ -370,7 +370,9 @@ def _job(record: OrderRecord) -> Job | None:
     return Job(
         order_id=record.order_id, kinds=frozenset(record.kinds), depot=record.depot, drop=drop,
         dropoff_xy_m=record.dropoff_xy_m, weight_kg=order.weight_kg, priority_weight=Priority(order.priority).weight,
-        earliest_s=order.window.earliest.timestamp(), latest_s=order.window.latest.timestamp(),
+        # The stored window, not the order's: a failed hand-off is tried again in a new one.
+        earliest_s=(record.window_earliest or order.window.earliest).timestamp(),
+        latest_s=(record.window_latest or order.window.latest).timestamp(),
         pinned_vehicle=record.pinned_vehicle,
     )
 

@@ -46,6 +46,7 @@ from fleetctl.demo.watch import Batteries, Recording, Shop
 from fleetctl.errors import FleetError
 from fleetctl.fleet_view import FleetMember, fleet_members, why_not_free
 from fleetctl.service import Running, Service
+from fleetctl.sorties.policy import ContingencySettings
 from fleetctl.tracks import TrackRecorder
 from planner.site import Site, load_site
 from sitl.site_fleet import fleet_specs
@@ -105,6 +106,8 @@ class RunHooks:
     during: Callable[[RunContext], Coroutine[Any, Any, None]] | None = None
     #: The first words of the header line and the map's title.
     title: str = "fleetctl demo"
+    #: The service's contingency policy (None: the default one).
+    contingencies: ContingencySettings | None = None
 
 
 async def run_demo(options: DemoOptions, console: Console | None = None, *, handle_sigint: bool = False,
@@ -214,7 +217,7 @@ class _Run:
             settings = ServiceSettings(site=site_dir, site_id=self.site_id, store=self.store.url,
                                        store_schema=self.store.schema, broker=broker.settings,
                                        mavlink=f"udpin://127.0.0.1:{sim.gcs_port}", speed_factor=sim.speed,
-                                       sim_epoch=epoch)
+                                       sim_epoch=epoch, contingencies=self.hooks.contingencies or ContingencySettings())
             clock = ScaledClock(sim.speed, epoch)
             self._header(sim, broker)
             # The shop listens before the service starts (it misses nothing), and outlives it: on a

@@ -24,6 +24,9 @@
     do = "gripper_jam"
     vehicle = "quad-1"             # or carrying = "J-1": the vehicle that carries that order
 
+    [contingencies]                # the service's policy (fleetctl.sorties.policy), e.g.
+    handoff_timeout_s = 120.0
+
     [expect]
     all_orders_terminal = true
     no_double_delivery = true
@@ -45,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from fleetctl.errors import ScenarioError
 from fleetctl.orders.lifecycle import OrderState
 from fleetctl.orders.model import ORDER_ID_PATTERN, Handoff, Priority, SizeClass
+from fleetctl.sorties.policy import ContingencySettings
 
 OrderId = Annotated[str, Field(pattern=ORDER_ID_PATTERN)]
 #: How long an `in_flight` action waits for its vehicle or order to be flying, by default.
@@ -292,6 +296,8 @@ class Scenario(_Model):
     fleet: FleetSpec = FleetSpec()
     orders: OrdersSpec
     actions: list[Action] = Field(default_factory=list)
+    #: The service's policy for what goes wrong (fleetctl.sorties.policy): hand-off timeout, retries.
+    contingencies: ContingencySettings = ContingencySettings()
     expect: Expect = Expect()
     #: Where the file was read from (relative site folders and order files are from there).
     source: Path = Field(default=Path("scenario.toml"), exclude=True)

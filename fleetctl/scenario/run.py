@@ -104,7 +104,8 @@ async def run_scenario(scenario: Scenario, *, px4_dir: Path | None = None, speed
         vehicles=tuple(vehicle_ids), out=out or Path(f"scenario-run-{scenario.name}-{datetime.now():%Y%m%d-%H%M%S}"),
         px4_dir=px4_dir, site=folder, drain_min=scenario.drain_min)
     timeline = Timeline(scenario.actions, len(orders), pins={o.id: o.handoff_pin for o in items if o.handoff_pin})
-    hooks = RunHooks(orders=orders, during=timeline.run, title=f"fleetctl scenario {scenario.name}")
+    hooks = RunHooks(orders=orders, during=timeline.run, title=f"fleetctl scenario {scenario.name}",
+                     contingencies=scenario.contingencies)
     result = await run_demo(options, console, handle_sigint=handle_sigint, hooks=hooks)
     assert result.store is not None
     assert result.site is not None
