@@ -66,7 +66,9 @@ class SortieManager:
         self.runners: dict[str, SortieRunner] = {}  # vehicle_id -> the runner of its sortie, once flying
         self._early_pins: dict[str, list[str]] = {}  # order_id -> PINs that came before its runner
         self.airspace: Airspace = site.airspace  # the zones in force, an operator's included
-        self._transfer_lock = asyncio.Lock()  # one mission/fence upload at a time (SortieRunner)
+        # One mission/fence transfer at a time per vehicle (PX4 serves one; a second is refused
+        # "Busy"), kept across its sorties: a new sortie's upload waits for a reroute still going.
+        self._transfer_locks: dict[str, asyncio.Lock] = {}
         self.resting_until_s: dict[str, float] = {}  # vehicle_id -> clock s: refused a sortie, set aside
 
     def resting(self, vehicle_id: str) -> bool:
@@ -233,7 +235,8 @@ class SortieManager:
             runner = self.runners[plan.vehicle_id] = SortieRunner(
                 plan, vehicle, fence, self, self._clock, policy=self._policy,
                 expected_pin=str(pin) if pin is not None else None, bringing_back=bringing_back,
-                early_pins=self._early_pins.pop(plan.order_id, []), transfer_lock=self._transfer_lock)
+                early_pins=self._early_pins.pop(plan.order_id, []),
+                transfer_lock=self._transfer_locks.setdefault(plan.vehicle_id, asyncio.Lock()))
             await runner.run(phase)
         finally:
             if self.active.get(plan.vehicle_id) is plan:

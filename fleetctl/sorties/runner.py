@@ -153,8 +153,7 @@ class SortieRunner:
                  clock: Clock, *, policy: ContingencySettings | None = None, expected_pin: str | None = None,
                  bringing_back: str | None = None, early_pins: Sequence[str] = (),
                  transfer_lock: asyncio.Lock | None = None) -> None:
-        # One mission/fence transfer at a time across the fleet's sorties: concurrent transfers to
-        # several vehicles through the one MAVSDK instance timed out under load (CI saw it).
+        # One mission/fence transfer at a time to this vehicle (the manager's lock outlives the sortie).
         self._transfer_lock = transfer_lock or asyncio.Lock()
         self.plan = plan if plan.mission_total else mission(plan)[1]  # the seqs progress is read by
         self._vehicle = vehicle
