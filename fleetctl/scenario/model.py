@@ -248,12 +248,13 @@ class Dispatch(_Action):
 class EnterPin(_Action):
     """The recipient of `order` enters a PIN (on the order's hand-off topic, as a recipient's app
     does) once the robot waits at the door (the order is delivering), from `at_s` on, waiting at
-    most `within_s`. `pin`: what is entered (default: the order's own `handoff_pin`; another one is
-    a wrong PIN)."""
+    most `within_s`, and then `after_s` more (a second try comes after the first). `pin`: what is
+    entered (default: the order's own `handoff_pin`; another one is a wrong PIN)."""
 
     do: Literal["enter_pin"]
     order: OrderId
     pin: str | None = Field(default=None, pattern=r"^[0-9]{4,8}$")
+    after_s: float = Field(default=0.0, ge=0.0)
 
 
 Action = Annotated[AddZone | RemoveZone | LinkLoss | GripperJam | BatteryDrop | GpsLoss | RefuseArm | Wind | Cancel

@@ -151,6 +151,7 @@ class Timeline:
         try:
             if isinstance(action, EnterPin):
                 vehicle = await self._at_the_door(ctx, action)
+                await ctx.clock.sleep(action.after_s)
             else:
                 vehicle = await self._when_flying(ctx, action) if action.when == "in_flight" else None
             await self._do(ctx, action, vehicle)
