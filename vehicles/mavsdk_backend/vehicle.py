@@ -62,7 +62,7 @@ from vehicles.errors import (
 )
 from vehicles.mavsdk_backend._bridge import call_with_callback
 from vehicles.mavsdk_backend._params import ParamClient
-from vehicles.mavsdk_backend._telemetry import STATUS_ERROR, Tracker
+from vehicles.mavsdk_backend._telemetry import Tracker
 from vehicles.streams import Subscription
 
 if TYPE_CHECKING:
@@ -320,10 +320,13 @@ class MavsdkVehicle:
         after the upload's ACK that counts our items in a state other than NO_MISSION (PX4's
         mavlink_mission.cpp: NO_MISSION while the navigator's `mission_result.valid` is false).
 
-        Returns early, leaving the verdict to MISSION_START, when PX4 has said something is wrong
-        (an error text since the upload: its feasibility check explains itself) or when it does not
-        report a mission state at all (older PX4); also after MISSION_CHECK_TIMEOUT_S of reports
-        that still say NO_MISSION. CommandTimeout (or LinkLost) when no report came at all."""
+        Returns early, leaving the verdict to MISSION_START, when PX4 does not report a mission state
+        at all (older PX4); also after MISSION_CHECK_TIMEOUT_S of reports that still say NO_MISSION
+        (an invalid mission: MISSION_START is then denied with PX4's own words). An error text alone
+        is no verdict: a fence uploaded just before re-checks the *previous* mission ("Geofence
+        violation for waypoint 3"), and that text can reach us after this upload began (seen in a
+        demo day: the start went out before the new mission was checked and was denied).
+        CommandTimeout (or LinkLost) when no report came at all."""
         pending = self._last_mission
         if pending is None or self._last_mission_valid:
             return
@@ -338,8 +341,7 @@ class MavsdkVehicle:
                     if progress.total == pending.count and progress.state in _CHECKED_VALID:
                         self._last_mission_valid = True
                         return
-                    if (progress.state == MissionState.UNKNOWN
-                            or self._tracker.has_text_since(pending.started_at, STATUS_ERROR)):
+                    if progress.state == MissionState.UNKNOWN:
                         return
         except TimeoutError:
             if not heard:
