@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
+from draining_udp import draining_endpoint
 from px4_captures import (
     MISSION_VERDICT_S,
     README_DURATIONS_S,
@@ -383,18 +384,16 @@ class GroundLink(asyncio.DatagramProtocol):
 
 @contextlib.asynccontextmanager
 async def ground(ports: Any, instance: int, speed: float) -> AsyncIterator[GroundLink]:
-    loop = asyncio.get_running_loop()
     link = GroundLink(ports.api_listen_base + instance, speed, instance + 1)
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: link, local_addr=("127.0.0.1", ports.api_target_base + instance)
-    )
 
     async def beat() -> None:
         while True:
             link.heartbeat()
             await asyncio.sleep(1.0 / speed)
 
-    async with asyncio.TaskGroup() as tg:
+    # Read until empty on each wake-up: one datagram per loop pass falls behind the simulator.
+    async with draining_endpoint(link, ("127.0.0.1", ports.api_target_base + instance)), \
+            asyncio.TaskGroup() as tg:
         task = tg.create_task(beat(), name=f"gcs-heartbeat-{instance}")
         try:
             link.heartbeat()
@@ -403,7 +402,6 @@ async def ground(ports: Any, instance: int, speed: float) -> AsyncIterator[Groun
             yield link
         finally:
             task.cancel()
-            transport.close()
 
 
 # ------------------------------------------------------------------------------------ checking
