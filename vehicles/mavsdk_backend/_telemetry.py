@@ -56,7 +56,6 @@ _LANDED = {
 }
 # MAVSDK StatusTextType: DEBUG 0 .. WARNING 3, ERROR 4, CRITICAL 5 .. EMERGENCY 7 (reverse of MAV_SEVERITY)
 _STATUS_WARNING = 3
-STATUS_ERROR = 4
 _HEALTH_CHECKS = (
     ("gyrometer_calibration", "is_gyrometer_calibration_ok"),
     ("accelerometer_calibration", "is_accelerometer_calibration_ok"),
